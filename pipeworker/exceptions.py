@@ -4,6 +4,7 @@
 
     PipeworkerError
     ├── ConfigurationError       bad configuration or registration; raised before any call
+    ├── ValidationError          a value the service would reject; raised instead of sending it
     ├── ServiceError             a call to the service did not succeed
     │   ├── TransientServiceError    5xx, throttle, timeout, dropped connection: retried
     │   │   └── ThrottlingError          the account's rate limit was exceeded
@@ -28,6 +29,7 @@ __all__ = [
     "TaskOutcome",
     "ThrottlingError",
     "TransientServiceError",
+    "ValidationError",
 ]
 
 
@@ -37,6 +39,14 @@ class PipeworkerError(Exception):
 
 class ConfigurationError(PipeworkerError, ValueError):
     """A setting or a registration is invalid; the message says which and how to fix it."""
+
+
+class ValidationError(PipeworkerError, ValueError):
+    """A value breaks the service model's limits (length, pattern); nothing was sent.
+
+    Raised where the value is given, for example by ``Task.report_progress`` for a field value
+    longer than the service accepts, so the mistake surfaces in the handler that made it.
+    """
 
 
 class ServiceError(PipeworkerError):

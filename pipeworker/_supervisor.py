@@ -1,0 +1,464 @@
+"""Structured concurrency for one running worker: pollers, task scopes, heartbeat, shutdown.
+
+::
+
+    run()
+    └── TaskGroup "tasks"
+        ├── heartbeat loop               every heartbeat_interval, one call per worker group
+        ├── grace enforcer               after stop(): waits shutdown_grace, cancels handlers
+        ├── task scope (one per task)    acknowledge, report progress, send the final status
+        │   └── handler task             the user's handler (a thread for plain functions)
+        └── TaskGroup "pollers"          one loop per worker group, each polling with a free slot
+
+A slot is taken before a poll and handed to the task the poll returns, so there are never more
+polls in flight than free slots and a received task starts at once. A stop is two-phase: pollers
+waiting for a slot end at once, polls in flight may return (their task runs, or is handed back
+FAILED once the grace period is over); running tasks get ``shutdown_grace``; then their handlers
+are cancelled and the tasks reported FAILED with :data:`SHUTDOWN_ERROR_ID`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol
+
+from pipeworker import _retry
+from pipeworker.exceptions import (
+    LeaseLost,
+    PipeworkerError,
+    PreconditionNotMet,
+    ServiceError,
+    TaskFailed,
+)
+from pipeworker.services.base import Connection, ConnectionSettings, Outcome, ReceivedTask
+from pipeworker.task import Task
+from pipeworker.worker import PROGRESS_JITTER, in_handler
+
+if TYPE_CHECKING:
+    from pipeworker.worker import Activity, WorkerConfig
+
+__all__ = ["SHUTDOWN_ERROR_ID", "Hooks", "Observer", "Supervisor"]
+
+log = logging.getLogger("pipeworker.supervisor")
+
+SHUTDOWN_ERROR_ID = "RunnerShutdown"
+"""errorId of a task cancelled because its runner shut down; the service retries it."""
+NO_HANDLER_ERROR_ID = "NoHandler"
+
+CANCELED_BY_SERVICE = "canceled by the service"
+SHUTTING_DOWN = "the task runner is shutting down"
+FORCED = "the task runner was forced to stop"
+
+
+class Observer:
+    """Events of a running worker, for metrics and health checks; every method is a no-op.
+
+    Subclass and override what you need. Methods are called on the event loop and must be cheap
+    and never raise.
+    """
+
+    def poll_finished(self, queue: str, task: ReceivedTask | None) -> None:
+        """A poll of *queue* answered, with a task or without."""
+
+    def task_started(self, task: Task) -> None:
+        """A task's handler was started."""
+
+    def progress_reported(self, task: Task, canceled: bool) -> None:
+        """A progress report (or the acknowledgement) landed."""
+
+    def task_finished(self, task: Task, outcome: Outcome | None) -> None:
+        """A task ended; *outcome* is None when nothing was sent (cancelled, lease lost)."""
+
+    def call_failed(self, error: PipeworkerError) -> None:
+        """A service call failed (before any retry)."""
+
+    def heartbeat_sent(self, queue: str, terminate: bool) -> None:
+        """A runner heartbeat for *queue* landed."""
+
+
+class Hooks(Protocol):
+    """The lifecycle hooks a Worker (or a subclass) provides."""
+
+    async def on_startup(self) -> None: ...
+    async def on_shutdown(self) -> None: ...
+    async def on_task_start(self, task: Task) -> None: ...
+    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
+
+
+def outcome_of(error: BaseException | None) -> Outcome:
+    """The outcome of a handler that returned (None) or raised *error*."""
+    if error is None:
+        return Outcome.finished()
+    if isinstance(error, TaskFailed):
+        return Outcome.failed(error.error_id, error.message)
+    if isinstance(error, PreconditionNotMet):
+        return Outcome.false(str(error))
+    trace = "".join(traceback.format_exception(error))
+    return Outcome.failed(type(error).__name__, str(error), trace)
+
+
+class Supervisor:
+    """Runs one worker's activities until stopped; created afresh for each ``serve()``."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        activities: Sequence[Activity],
+        *,
+        hooks: Hooks,
+        observer: Observer | None = None,
+    ) -> None:
+        self._config = config
+        self._hooks = hooks
+        self._observer = observer or Observer()
+        self._routes: dict[str, dict[str | None, Activity]] = {}
+        for activity in activities:
+            self._routes.setdefault(activity.queue, {})[activity.type] = activity
+        self._queues = list(self._routes)
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._stopping = asyncio.Event()
+        self._past_deadline = False
+        self.stopped = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._active = 0  # task scopes alive, including ones only handing a task back
+        self._running: dict[Task, asyncio.Task[Outcome | None]] = {}
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._waiting_for_slot: set[str] = set()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._connection: Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if any(not activity.is_async for activity in activities):
+            self._executor = ThreadPoolExecutor(
+                max_workers=config.max_concurrency, thread_name_prefix="pipeworker-handler"
+            )
+
+    # -- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Start a graceful stop (idempotent); returns at once."""
+        if self._stopping.is_set():
+            return
+        log.info(
+            "stopping: no new polls; running tasks have %gs to finish",
+            self._config.shutdown_grace,
+        )
+        self._stopping.set()
+        for queue in self._waiting_for_slot:
+            self._pollers[queue].cancel()
+
+    @property
+    def running(self) -> int:
+        """How many tasks are running now."""
+        return len(self._running)
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Connect, poll and run tasks until stopped; set *ready* once polling is armed."""
+        config = self._config
+        settings = ConnectionSettings(
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            taskrunner_id=config.taskrunner_id,
+            hostname=config.hostname,
+            queues=self._queues,
+            max_concurrency=config.max_concurrency,
+        )
+        try:
+            async with config.service.connect(settings) as connection:
+                self._connection = connection
+                await self._hooks.on_startup()
+                try:
+                    await self._supervise(ready)
+                finally:
+                    try:
+                        await self._hooks.on_shutdown()
+                    except Exception:
+                        log.exception("on_shutdown() failed")
+        finally:
+            if self._executor is not None:
+                # Threads cannot be interrupted; a cancelled sync handler is left to end alone.
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            self.stopped.set()
+
+    async def _supervise(self, ready: asyncio.Event | None) -> None:
+        log.info(
+            "runner %s on %s polling %s (up to %d tasks at once)",
+            self._config.taskrunner_id,
+            self._config.hostname,
+            ", ".join(self._queues),
+            self._config.max_concurrency,
+        )
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            background = [
+                tasks.create_task(self._heartbeat_loop(), name="pipeworker-heartbeat"),
+                tasks.create_task(self._enforce_grace(), name="pipeworker-grace"),
+            ]
+            async with asyncio.TaskGroup() as pollers:
+                for queue in self._queues:
+                    self._pollers[queue] = pollers.create_task(
+                        self._poll_loop(queue), name=f"pipeworker-poll-{queue}"
+                    )
+                if ready is not None:
+                    ready.set()
+            await self._idle.wait()
+            for job in background:
+                job.cancel()
+        log.info("runner %s stopped", self._config.taskrunner_id)
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    async def _poll_loop(self, queue: str) -> None:
+        connection = self._connection
+        assert connection is not None
+        assert self._tasks is not None
+        stopping = self._stopping
+        observer = self._observer
+
+        while not stopping.is_set():
+            self._waiting_for_slot.add(queue)
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting_for_slot.discard(queue)
+            handed_over = False
+            try:
+                if stopping.is_set():
+                    return
+                try:
+                    received = await _retry.call(
+                        _retry.POLL,
+                        lambda: connection.poll(queue),
+                        stop=stopping,
+                        on_retry=self._call_failed,
+                    )
+                except PipeworkerError as exc:
+                    if stopping.is_set():
+                        return
+                    log.error("poll of %r failed: %s", queue, exc, extra={"worker_group": queue})
+                    self._call_failed(exc)
+                    self._slots.release()
+                    handed_over = True
+                    await _retry.pause(_retry.POLL.maximum, stopping)
+                    continue
+                observer.poll_finished(queue, received)
+                if received is not None:
+                    self._tasks.create_task(self._run_task(received), name="pipeworker-task")
+                    handed_over = True
+            finally:
+                if not handed_over:
+                    self._slots.release()
+
+    # -- one task -------------------------------------------------------------------------------
+
+    async def _run_task(self, received: ReceivedTask) -> None:
+        # Owns the slot taken by the poll that received the task; releases it when done.
+        connection = self._connection
+        assert connection is not None
+        task = Task(received, connection)
+        extra = task.log_extra()
+        self._active += 1
+        self._idle.clear()
+        handler: asyncio.Task[Outcome | None] | None = None
+        try:
+            routes = self._routes[received.queue]
+            activity = routes.get(received.type) or routes.get(None)
+            if self._past_deadline:
+                log.info(
+                    "task %s received after the grace period: handed back", task.id, extra=extra
+                )
+                await self._finish(task, Outcome.failed(SHUTDOWN_ERROR_ID, SHUTTING_DOWN))
+                return
+            if activity is None:
+                message = f"no handler for activity type {received.type!r} on {received.queue!r}"
+                log.error("task %s: %s", task.id, message, extra=extra)
+                await self._finish(task, Outcome.failed(NO_HANDLER_ERROR_ID, message))
+                return
+            handler = asyncio.create_task(self._invoke(activity, task), name=f"task-{task.id}")
+            self._running[task] = handler
+            log.info("task %s started (%s)", task.id, activity.name, extra=extra)
+            self._observer.task_started(task)
+            await self._keep_lease(task, handler)
+            outcome = await handler
+            if task.cancel_reason not in (None, SHUTTING_DOWN):
+                outcome = None  # the service took the task back: nothing more may be sent
+            if outcome is not None:
+                await self._finish(task, outcome)
+            self._observer.task_finished(task, outcome)
+            try:
+                await self._hooks.on_task_end(task, outcome)
+            except Exception:
+                log.exception("on_task_end() failed for task %s", task.id, extra=extra)
+        except asyncio.CancelledError:
+            # Only a forced stop cancels this scope; the lease runs out and the service retries.
+            if handler is not None:
+                task._cancel(FORCED)
+                handler.cancel(FORCED)
+            raise
+        finally:
+            self._running.pop(task, None)
+            self._active -= 1
+            self._slots.release()
+            if not self._active:
+                self._idle.set()
+
+    async def _invoke(self, activity: Activity, task: Task) -> Outcome | None:
+        in_handler.set(True)
+        try:
+            await self._hooks.on_task_start(task)
+            if activity.is_async:
+                await activity.handler(task)  # type: ignore[misc]
+            else:
+                loop = asyncio.get_running_loop()
+                context = contextvars.copy_context()
+                await loop.run_in_executor(self._executor, context.run, activity.handler, task)
+        except asyncio.CancelledError as exc:
+            reason = task.cancel_reason
+            if reason is None:
+                # Not our cancellation: the handler cancelled itself; report it as a failure.
+                return outcome_of(exc)
+            if reason == SHUTTING_DOWN:
+                return Outcome.failed(SHUTDOWN_ERROR_ID, f"{SHUTTING_DOWN}; the service retries it")
+            if reason == FORCED:
+                raise
+            return None  # cancelled by the service or lease lost: nothing may be sent
+        except Exception as exc:
+            log.info(
+                "task %s failed: %s: %s", task.id, type(exc).__name__, exc, extra=task.log_extra()
+            )
+            return outcome_of(exc)
+        return Outcome.finished()
+
+    async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
+        """Acknowledge at once, then report progress until the handler ends or must stop."""
+        connection = self._connection
+        assert connection is not None
+        received = task._received
+        interval = self._config.progress_interval
+        fields = None
+        first = True
+        while True:
+            try:
+                if first:
+                    canceled = await _retry.call(
+                        _retry.PROGRESS,
+                        lambda: connection.acknowledge(received),
+                        on_retry=self._call_failed,
+                    )
+                    first = False
+                else:
+                    fields = task._take_pending()
+                    canceled = await _retry.call(
+                        _retry.PROGRESS,
+                        lambda fields=fields: connection.report_progress(  # type: ignore[misc]
+                            received, fields
+                        ),
+                        on_retry=self._call_failed,
+                    )
+                    fields = None
+                self._observer.progress_reported(task, canceled)
+            except LeaseLost as exc:
+                self._cancel(task, handler, f"lease lost: {exc}")
+                log.warning("task %s: lease lost (%s)", task.id, exc, extra=task.log_extra())
+                return
+            except ServiceError as exc:
+                # The next report is the retry; keep unsent fields for it.
+                first = False
+                if fields:
+                    pending = task._take_pending() or {}
+                    task._pending = {**fields, **pending}
+                self._call_failed(exc)
+                log.warning(
+                    "task %s: progress report failed: %s", task.id, exc, extra=task.log_extra()
+                )
+            else:
+                if canceled:
+                    self._cancel(task, handler, CANCELED_BY_SERVICE)
+                    log.info("task %s cancelled by the service", task.id, extra=task.log_extra())
+                    return
+            if handler.done():
+                return
+            delay = interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
+            done, _ = await asyncio.wait((handler,), timeout=delay)
+            if done:
+                return
+
+    def _cancel(self, task: Task, handler: asyncio.Task[Outcome | None], reason: str) -> None:
+        task._cancel(reason)
+        handler.cancel(reason)
+
+    async def _finish(self, task: Task, outcome: Outcome) -> None:
+        connection = self._connection
+        assert connection is not None
+        received = task._received
+        try:
+            await _retry.call(
+                _retry.STATUS,
+                lambda: connection.finish(received, outcome),
+                on_retry=self._call_failed,
+            )
+        except LeaseLost as exc:
+            log.warning(
+                "task %s: lease lost before its %s status landed (%s)",
+                task.id,
+                outcome.status,
+                exc,
+                extra=task.log_extra(),
+            )
+        except ServiceError as exc:
+            log.error(
+                "task %s: %s status rejected: %s",
+                task.id,
+                outcome.status,
+                exc,
+                extra=task.log_extra(),
+            )
+        else:
+            log.info("task %s %s", task.id, outcome.status, extra=task.log_extra())
+
+    # -- background -------------------------------------------------------------------------------
+
+    async def _enforce_grace(self) -> None:
+        await self._stopping.wait()
+        await asyncio.sleep(self._config.shutdown_grace)
+        self._past_deadline = True
+        for task, handler in list(self._running.items()):
+            if not handler.done():
+                log.warning(
+                    "task %s still running after the grace period: cancelling it",
+                    task.id,
+                    extra=task.log_extra(),
+                )
+                self._cancel(task, handler, SHUTTING_DOWN)
+
+    async def _heartbeat_loop(self) -> None:
+        connection = self._connection
+        assert connection is not None
+        while True:
+            for queue in self._queues:
+                try:
+                    terminate = await _retry.call(
+                        _retry.HEARTBEAT,
+                        lambda queue=queue: connection.heartbeat(queue),  # type: ignore[misc]
+                        on_retry=self._call_failed,
+                    )
+                except PipeworkerError as exc:
+                    # Never fatal: the next beat is the retry.
+                    self._call_failed(exc)
+                    log.warning("runner heartbeat for %r failed: %s", queue, exc)
+                    continue
+                self._observer.heartbeat_sent(queue, terminate)
+                if terminate and not self._stopping.is_set():
+                    log.info("the service asked runner %s to terminate", self._config.taskrunner_id)
+                    self.stop()
+            await asyncio.sleep(self._config.heartbeat_interval)
+
+    def _call_failed(self, error: BaseException) -> None:
+        if isinstance(error, PipeworkerError):
+            self._observer.call_failed(error)

@@ -1,0 +1,246 @@
+"""The small interface the supervisor speaks to a polling-worker service.
+
+A *service* is a configuration object (``DataPipeline()``, later ``SWF(domain=...)``): it checks
+names before anything is sent and opens a :class:`Connection`. A connection does five things::
+
+    poll(queue)                  -> ReceivedTask | None     one long poll on one queue
+    acknowledge(task)            -> canceled?               the first report, sent at once
+    report_progress(task, ...)   -> canceled?               the report that keeps the lease
+    finish(task, outcome)        -> None                    the final status
+    heartbeat(queue)             -> terminate?              the runner's own heartbeat
+
+and, where the service has them, ``evaluate(task, expression)``. Everything a service says is
+translated into the exception tree at the connection's edge:
+
+- :class:`~pipeworker.exceptions.LeaseLost`: the task is not this runner's any more; the supervisor
+  cancels the handler and sends nothing more for it.
+- :class:`~pipeworker.exceptions.TransientServiceError`: worth sending again; the supervisor's retry
+  layer (``pipeworker._retry``) does so, and connections never retry on their own.
+- :class:`~pipeworker.exceptions.RequestRejected`: sending the same request again cannot help.
+
+A connection knows nothing about handlers; the supervisor knows nothing about the wire.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "Connection",
+    "ConnectionSettings",
+    "FieldValue",
+    "Outcome",
+    "ReceivedTask",
+    "Ref",
+    "Service",
+    "Status",
+    "resolve_field",
+    "truncate_head",
+    "truncate_tail",
+]
+
+Status = Literal["FINISHED", "FAILED", "FALSE"]
+
+TRUNCATION_MARKER = "...[truncated]..."
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A field value that refers to another object of the same pipeline, by id."""
+
+    id: str
+
+
+FieldValue = str | Ref | list[str | Ref]
+"""A field as a handler sees it: one value, or a list when the field holds several."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedTask:
+    """A task as a poll delivered it, already translated from the wire.
+
+    Attributes:
+        id: the token every later call for this task carries (Data Pipeline's ``taskId``).
+        queue: what was polled (Data Pipeline's worker group).
+        pipeline_id: the pipeline (or workflow) the task belongs to.
+        attempt_id: the object of this attempt; fields and expressions start from it.
+        objects: every object the task came with, by id, fields as Python values.
+        type: the activity's type (``"ShellCommandActivity"``), or None if the task has none.
+    """
+
+    id: str
+    queue: str
+    pipeline_id: str
+    attempt_id: str
+    objects: Mapping[str, Mapping[str, FieldValue]]
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a task ended, before it is fitted to a service's limits.
+
+    Build it with :meth:`finished`, :meth:`failed` or :meth:`false`; the service truncates the
+    texts to its own limits when it sends them.
+    """
+
+    status: Status
+    error_id: str | None = None
+    message: str | None = None
+    stack_trace: str | None = None
+
+    @classmethod
+    def finished(cls) -> Outcome:
+        """The handler returned."""
+        return _FINISHED
+
+    @classmethod
+    def failed(cls, error_id: str, message: str = "", stack_trace: str | None = None) -> Outcome:
+        """The handler failed with *error_id*; *message* and *stack_trace* explain it."""
+        return cls("FAILED", error_id, message, stack_trace)
+
+    @classmethod
+    def false(cls, message: str = "") -> Outcome:
+        """The precondition the task checks does not hold."""
+        return cls("FALSE", None, message or None)
+
+
+_FINISHED = Outcome("FINISHED")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """What a worker tells its service when it connects.
+
+    Attributes:
+        region: AWS region, or None for the usual AWS settings (environment, config files).
+        endpoint_url: a different endpoint, for example the local service's.
+        taskrunner_id: the runner's unique id.
+        hostname: the host the runner reports.
+        queues: every queue the worker polls; at most one poll per queue is in flight.
+        max_concurrency: the most tasks the worker runs at once.
+    """
+
+    region: str | None
+    endpoint_url: str | None
+    taskrunner_id: str
+    hostname: str
+    queues: Sequence[str]
+    max_concurrency: int
+
+
+class Connection(abc.ABC):
+    """An open connection to a service: the five calls the supervisor makes."""
+
+    @abc.abstractmethod
+    async def poll(self, queue: str) -> ReceivedTask | None:
+        """Long-poll *queue* once; return the task received, or None when the hold ran out."""
+
+    @abc.abstractmethod
+    async def acknowledge(self, task: ReceivedTask) -> bool:
+        """Tell the service the task has started; return True if it was cancelled meanwhile."""
+
+    @abc.abstractmethod
+    async def report_progress(
+        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+    ) -> bool:
+        """Keep the lease on *task*, sending *fields* along; return True if it was cancelled."""
+
+    @abc.abstractmethod
+    async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
+        """Report the final *outcome* of *task*."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, queue: str) -> bool:
+        """Report the runner alive for *queue*; return True if the service asks it to stop."""
+
+    async def evaluate(self, task: ReceivedTask, expression: str) -> str:
+        """Evaluate *expression* against the task's object, where the service supports it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot evaluate expressions")
+
+    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
+        """Return what the service would reject in *fields*; empty when they can be sent."""
+        return []
+
+
+class Service(abc.ABC):
+    """A polling-worker service, as configuration: checks names, then opens connections.
+
+    Attributes:
+        name: a short name for messages and logs (``"datapipeline"``).
+        queue_name: what a queue is called in this service (``"worker group"``), for messages.
+        lease_seconds: how long a task stays this runner's without a progress report; the
+            worker refuses a progress interval that could let it lapse.
+    """
+
+    name: str = ""
+    queue_name: str = "queue"
+    lease_seconds: float = 300.0
+
+    @abc.abstractmethod
+    def check_queue(self, queue: str) -> list[str]:
+        """Return what is wrong with *queue* as a name to poll; empty when it is valid."""
+
+    @abc.abstractmethod
+    def check_identity(self, taskrunner_id: str, hostname: str) -> list[str]:
+        """Return what is wrong with the runner's id and hostname; empty when both are valid."""
+
+    @abc.abstractmethod
+    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
+        """Open a connection for a worker; closing the context closes its clients."""
+
+
+# Where a Data Pipeline object inherits from: the attempt's instance, the instance's component,
+# and the user's own `parent` chain (which the `Default` object usually ends).
+_INHERIT_FROM = ("@instanceParent", "@componentParent", "parent")
+
+
+def resolve_field(
+    objects: Mapping[str, Mapping[str, FieldValue]], start: str, key: str
+) -> FieldValue | None:
+    """Find field *key* on object *start* or, failing that, on the objects it inherits from.
+
+    Breadth-first: the object's own fields, then its instance's, its component's and each
+    ``parent`` in turn. Objects missing from *objects* are skipped; cycles are harmless.
+    """
+    pending = [start]
+    seen: set[str] = set()
+    while pending:
+        object_id = pending.pop(0)
+        if object_id in seen:
+            continue
+        seen.add(object_id)
+        fields = objects.get(object_id)
+        if fields is None:
+            continue
+        if key in fields:
+            return fields[key]
+        for link in _INHERIT_FROM:
+            target = fields.get(link)
+            for ref in target if isinstance(target, list) else [target]:
+                if isinstance(ref, Ref):
+                    pending.append(ref.id)
+    return None
+
+
+def truncate_head(text: str, limit: int) -> str:
+    """Keep the start of *text*, at most *limit* characters, marking a cut at the end."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(TRUNCATION_MARKER), 0)
+    return text[:keep] + TRUNCATION_MARKER[: limit - keep]
+
+
+def truncate_tail(text: str, limit: int) -> str:
+    """Keep the end of *text*, at most *limit* characters, marking a cut at the start.
+
+    Used for stack traces: the innermost frames and the exception line are at the end.
+    """
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(TRUNCATION_MARKER), 0)
+    return TRUNCATION_MARKER[: limit - keep] + text[len(text) - keep :]

@@ -1,0 +1,152 @@
+"""What a handler sees: the task it was given, and the few calls it may make about it.
+
+How the task is polled, acknowledged, kept alive and reported lives in ``pipeworker._supervisor``;
+nothing here schedules anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pipeworker import _retry
+from pipeworker.exceptions import ValidationError
+from pipeworker.services.base import Connection, FieldValue, ReceivedTask, Ref, resolve_field
+
+__all__ = ["Task"]
+
+_task_log = logging.getLogger("pipeworker.task")
+
+
+class Task:
+    """One task given to a handler.
+
+    Attributes:
+        id: the service's token for the task (Data Pipeline's ``taskId``).
+        pipeline_id: the pipeline the task belongs to.
+        attempt_id: the id of this attempt's object (``@MyActivity_..._Attempt=1``).
+        worker_group: the worker group (queue) the task was polled from.
+        type: the activity's type, for example ``"ShellCommandActivity"``, if it has one.
+        objects: every object that came with the task, by id; each maps field keys to a string,
+            a :class:`~pipeworker.Ref` to another object, or a list when the field holds several.
+    """
+
+    __slots__ = ("_cancel_reason", "_connection", "_logger", "_pending", "_received")
+
+    def __init__(self, received: ReceivedTask, connection: Connection) -> None:
+        self._received = received
+        self._connection = connection
+        self._pending: dict[str, str | Ref] | None = None
+        self._cancel_reason: str | None = None
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def id(self) -> str:
+        return self._received.id
+
+    @property
+    def pipeline_id(self) -> str:
+        return self._received.pipeline_id
+
+    @property
+    def attempt_id(self) -> str:
+        return self._received.attempt_id
+
+    @property
+    def worker_group(self) -> str:
+        return self._received.queue
+
+    @property
+    def type(self) -> str | None:
+        return self._received.type
+
+    @property
+    def objects(self) -> Mapping[str, Mapping[str, FieldValue]]:
+        return self._received.objects
+
+    def field(self, key: str, default: Any = None) -> Any:
+        """Return the activity's field *key*, following inheritance; *default* if it has none.
+
+        The attempt's own fields come first, then its instance's, its component's and each
+        ``parent`` in turn, as the service resolves them.
+        """
+        value = resolve_field(self._received.objects, self._received.attempt_id, key)
+        return default if value is None else value
+
+    async def evaluate(self, expression: str) -> str:
+        """Evaluate *expression* (``"#{@scheduledStartTime}"``) on this task's object.
+
+        Raises:
+            ValidationError: the expression is longer than the service accepts.
+            ServiceError: the service could not evaluate it, after retries where that helps.
+        """
+        return await _retry.call(
+            _retry.EVALUATE, lambda: self._connection.evaluate(self._received, expression)
+        )
+
+    async def report_progress(self, **fields: object) -> None:
+        """Send *fields* with the next progress report (strings, or :class:`Ref` s).
+
+        Other values are sent as ``str(value)``. Later calls add to (and overwrite keys of) the
+        fields not yet sent.
+
+        Raises:
+            ValidationError: a key or value the service would reject; nothing is queued.
+        """
+        converted = {
+            key: value if isinstance(value, str | Ref) else str(value)
+            for key, value in fields.items()
+        }
+        problems = self._connection.check_progress_fields(converted)
+        if problems:
+            raise ValidationError(f"report_progress(): {'; '.join(problems)}")
+        if self._pending is None:
+            self._pending = converted
+        else:
+            self._pending.update(converted)
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``task_id``, ``pipeline_id``, ``attempt_id`` and
+        ``worker_group`` in their ``extra``."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(_task_log, self.log_extra())
+        return self._logger
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task was cancelled (by the service, a lost lease or a shutdown).
+
+        Async handlers also see :class:`asyncio.CancelledError`; sync handlers, which run in a
+        thread and cannot be interrupted, should check this between steps.
+        """
+        return self._cancel_reason is not None
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why the task was cancelled, or None while it was not."""
+        return self._cancel_reason
+
+    def log_extra(self) -> dict[str, str]:
+        """The task's ids, for ``extra=`` in log calls."""
+        received = self._received
+        return {
+            "task_id": received.id,
+            "pipeline_id": received.pipeline_id,
+            "attempt_id": received.attempt_id,
+            "worker_group": received.queue,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Task {self._received.id!r} attempt={self._received.attempt_id!r}>"
+
+    # The supervisor's side; handlers do not call these.
+
+    def _cancel(self, reason: str) -> None:
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+
+    def _take_pending(self) -> dict[str, str | Ref] | None:
+        pending, self._pending = self._pending, None
+        return pending

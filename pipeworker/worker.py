@@ -1,0 +1,432 @@
+"""The Worker: configuration, the activity registry and its decorator, and how a worker runs.
+
+::
+
+    worker = Worker(max_concurrency=4)
+
+    @worker.activity("wg-12345")
+    async def export(task: Task) -> None: ...
+
+    worker.run()                  # blocking, with signal handling
+    await worker.serve()          # embedded: runs until stopped, no signal handlers
+    async with worker: ...        # embedded: returns once polling is armed
+
+The supervision itself (polls, leases, retries, shutdown) is in ``pipeworker._supervisor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar, overload
+
+from pipeworker.exceptions import ConfigurationError
+from pipeworker.services.base import Outcome, Service
+from pipeworker.task import Task
+
+__all__ = ["Activity", "Handler", "Worker", "WorkerConfig"]
+
+log = logging.getLogger("pipeworker.worker")
+
+Handler = Callable[[Task], Awaitable[None]] | Callable[[Task], None]
+"""A handler: ``async def handle(task) -> None`` or a plain ``def`` (run in a thread)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROGRESS_JITTER = 0.1
+"""Each progress interval is drawn from ``interval * (1 ± PROGRESS_JITTER)``."""
+
+_MARK = "__pipeworker_activities__"
+
+# Set inside handler tasks so that stop() called from a handler does not wait for itself.
+in_handler: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "pipeworker_in_handler", default=False
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """A worker's settings, normalised and checked once (durations in seconds).
+
+    See :class:`Worker` for what each setting means.
+    """
+
+    service: Service
+    region: str | None
+    endpoint_url: str | None
+    taskrunner_id: str
+    hostname: str
+    max_concurrency: int
+    progress_interval: float
+    heartbeat_interval: float
+    shutdown_grace: float
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One registered handler.
+
+    Attributes:
+        queue: what is polled for it (the worker group).
+        type: the activity type it is limited to, or None for every type on the queue.
+        handler: the function (or bound method) that runs the task.
+        is_async: True for coroutine functions; plain functions run in a thread.
+        name: the handler's qualified name, for messages.
+    """
+
+    queue: str
+    type: str | None
+    handler: Handler
+    is_async: bool
+    name: str
+
+
+class _Decorate(Protocol):
+    def __call__(self, queue: str, /, *, type: str | None = None) -> Callable[[F], F]: ...
+
+
+class _ActivityDecorator:
+    """``worker.activity(...)`` registers a function; ``Worker.activity(...)`` marks a method.
+
+    On an instance it validates and registers at once. Used in a subclass's body it only marks
+    the method; each instance of the subclass registers its bound methods when it is created.
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Worker]) -> _Decorate: ...
+    @overload
+    def __get__(self, instance: Worker, owner: type[Worker]) -> _Decorate: ...
+    def __get__(self, instance: Worker | None, owner: type[Worker]) -> _Decorate:
+        if instance is None:
+            return _mark
+        return instance._decorator
+
+
+def _mark(queue: str, /, *, type: str | None = None) -> Callable[[F], F]:
+    def mark(method: F) -> F:
+        marks: list[tuple[str, str | None]] = list(getattr(method, _MARK, ()))
+        marks.append((queue, type))
+        setattr(method, _MARK, tuple(marks))
+        return method
+
+    return mark
+
+
+def _seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ConfigurationError(
+            f"{name} must be a number of seconds or a timedelta, not {type(value).__name__}"
+        )
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
+    return seconds
+
+
+@functools.cache
+def _default_hostname() -> str:
+    return socket.getfqdn() or socket.gethostname() or "localhost"
+
+
+def _default_taskrunner_id() -> str:
+    # Unique per process (and per Worker): the service keys runners by this id in the account.
+    return f"pipeworker-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class Worker:
+    """A task runner: register handlers with :attr:`activity`, then run it.
+
+    Args:
+        service: the service to poll; ``DataPipeline()`` by default.
+        region: AWS region; None reads the usual AWS settings (environment, config files).
+        endpoint_url: another endpoint, for example the local service's.
+        taskrunner_id: the runner's id, unique in the account; by default
+            ``pipeworker-<host>-<pid>-<random>``, new for each Worker.
+        hostname: the host reported to the service; by default the host's FQDN.
+        max_concurrency: the most tasks run at once, across all worker groups (default 10).
+            A worker only polls while it has a free slot.
+        progress_interval: seconds (or a timedelta) between progress reports of a running task,
+            jittered by ±10%; default 60. Must stay well inside the service's lease.
+        heartbeat_interval: seconds between runner heartbeats; default 900 (15 minutes).
+        shutdown_grace: seconds running tasks get to finish after a stop is requested, before
+            they are cancelled and reported FAILED with ``RunnerShutdown``; default 30.
+
+    Raises:
+        ConfigurationError: a setting is invalid; the message names it.
+    """
+
+    activity = _ActivityDecorator()
+    """Decorator registering a handler for a worker group: ``@worker.activity("wg-1")``.
+
+    Optional ``type="ShellCommandActivity"`` limits the handler to one activity type, so several
+    handlers can share a worker group. Returns the function unchanged; a bad worker group, a
+    duplicate registration or a handler that cannot take a task raises ConfigurationError at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: Service | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        taskrunner_id: str | None = None,
+        hostname: str | None = None,
+        max_concurrency: int = 10,
+        progress_interval: float | timedelta = 60.0,
+        heartbeat_interval: float | timedelta = 900.0,
+        shutdown_grace: float | timedelta = 30.0,
+    ) -> None:
+        if service is None:
+            from pipeworker.services.datapipeline import DataPipeline
+
+            service = DataPipeline()
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ConfigurationError(
+                f"max_concurrency must be an int, not {type(max_concurrency).__name__}"
+            )
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        for name, text in (("region", region), ("endpoint_url", endpoint_url)):
+            if text is not None and not isinstance(text, str):
+                raise ConfigurationError(f"{name} must be a string or None")
+        progress = _seconds("progress_interval", progress_interval)
+        if progress * (1 + PROGRESS_JITTER) >= service.lease_seconds:
+            raise ConfigurationError(
+                f"progress_interval={progress:g}s (+{PROGRESS_JITTER:.0%} jitter) is not shorter "
+                f"than the {service.lease_seconds:g}s {service.name} lease, so running tasks "
+                f"would be reassigned; use less than "
+                f"{service.lease_seconds / (1 + PROGRESS_JITTER):.0f}s (60s is the usual cadence)"
+            )
+        runner_id = _default_taskrunner_id() if taskrunner_id is None else taskrunner_id
+        host = _default_hostname() if hostname is None else hostname
+        problems = service.check_identity(runner_id, host)
+        if problems:
+            raise ConfigurationError(f"invalid runner identity: {'; '.join(problems)}")
+        self.config = WorkerConfig(
+            service=service,
+            region=region,
+            endpoint_url=endpoint_url,
+            taskrunner_id=runner_id,
+            hostname=host,
+            max_concurrency=max_concurrency,
+            progress_interval=progress,
+            heartbeat_interval=_seconds("heartbeat_interval", heartbeat_interval),
+            shutdown_grace=_seconds("shutdown_grace", shutdown_grace, allow_zero=True),
+        )
+        self._activities: dict[tuple[str, str | None], Activity] = {}
+        self._supervisor: Any = None
+        self._serving: asyncio.Task[None] | None = None
+        self._register_marked_methods()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    @property
+    def activities(self) -> Mapping[tuple[str, str | None], Activity]:
+        """The registered handlers, by ``(worker group, activity type or None)``."""
+        return dict(self._activities)
+
+    def _decorator(self, queue: str, /, *, type: str | None = None) -> Callable[[F], F]:
+        def register(handler: F) -> F:
+            self._register(queue, type, handler)
+            return handler
+
+        return register
+
+    def _register(self, queue: str, type_: str | None, handler: Callable[..., Any]) -> None:
+        name = getattr(handler, "__qualname__", None) or repr(handler)
+        service = self.config.service
+        if not isinstance(queue, str):
+            raise ConfigurationError(
+                f"activity {name}: the {service.queue_name} must be a string, got {queue!r}"
+            )
+        problems = service.check_queue(queue)
+        if problems:
+            raise ConfigurationError(
+                f"activity {name}: invalid {service.queue_name} {queue!r}: {'; '.join(problems)}"
+            )
+        if type_ is not None and (not isinstance(type_, str) or not type_):
+            raise ConfigurationError(f"activity {name}: type must be a non-empty string or None")
+        if not callable(handler):
+            raise ConfigurationError(f"activity {name}: the handler is not callable")
+        if inspect.isasyncgenfunction(handler) or inspect.isgeneratorfunction(handler):
+            raise ConfigurationError(
+                f"activity {name}: a handler must be a function, not a generator"
+            )
+        try:
+            inspect.signature(handler).bind(object())
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"activity {name}: a handler must accept one argument, the task ({exc})"
+            ) from exc
+        except ValueError:
+            pass  # some builtins have no signature; let them fail when called
+        key = (queue, type_)
+        existing = self._activities.get(key)
+        if existing is not None:
+            scope = f"type {type_!r} on " if type_ else ""
+            raise ConfigurationError(
+                f"activity {name}: {scope}{service.queue_name} {queue!r} is already handled "
+                f"by {existing.name}"
+            )
+        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 (async callable objects)
+        )
+        self._activities[key] = Activity(queue, type_, handler, is_async, name)
+
+    def _register_marked_methods(self) -> None:
+        seen: set[str] = set()
+        for klass in type(self).__mro__:
+            for attr, value in vars(klass).items():
+                if attr in seen:
+                    continue
+                seen.add(attr)
+                marks = getattr(value, _MARK, None)
+                if marks:
+                    bound = getattr(self, attr)
+                    for queue, type_ in marks:
+                        self._register(queue, type_, bound)
+
+    # -- lifecycle hooks (override in a subclass) ------------------------------------------
+
+    async def on_startup(self) -> None:
+        """Called once before the first poll; an exception here stops the worker from starting."""
+
+    async def on_shutdown(self) -> None:
+        """Called once after the last task has ended and before the clients close."""
+
+    async def on_task_start(self, task: Task) -> None:
+        """Called just before a task's handler, in the handler's own context.
+
+        An exception here fails the task as the handler's own exception would.
+        """
+
+    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+        """Called after a task's final status was sent.
+
+        *outcome* is None when nothing was sent: the service cancelled the task or its lease was
+        lost. An exception here is logged and otherwise ignored.
+        """
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run until :meth:`stop` (or the service's ``terminate``); installs no signal handlers.
+
+        Raises:
+            ConfigurationError: no activity is registered, or the service cannot be reached
+                with these settings (no region, no credentials).
+            RuntimeError: the worker is already running.
+        """
+        await self._serve(None)
+
+    async def _serve(self, ready: asyncio.Event | None) -> None:
+        from pipeworker._supervisor import Supervisor
+
+        if self._supervisor is not None:
+            raise RuntimeError("this worker is already running")
+        if not self._activities:
+            raise ConfigurationError("no activity is registered: decorate a handler first")
+        supervisor = Supervisor(self.config, list(self._activities.values()), hooks=self)
+        self._supervisor = supervisor
+        try:
+            await supervisor.run(ready)
+        finally:
+            self._supervisor = None
+
+    async def stop(self) -> None:
+        """Stop gracefully: no new polls, running tasks get ``shutdown_grace`` to finish.
+
+        Returns once the worker has stopped; called from a handler, it only asks for the stop
+        (waiting would wait for that handler itself).
+        """
+        supervisor = self._supervisor
+        if supervisor is None:
+            return
+        supervisor.stop()
+        if not in_handler.get():
+            await supervisor.stopped.wait()
+
+    async def __aenter__(self) -> Self:
+        ready = asyncio.Event()
+        self._serving = serving = asyncio.create_task(self._serve(ready), name="pipeworker")
+        waiter = asyncio.create_task(ready.wait())
+        try:
+            await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if serving.done():
+            self._serving = None
+            serving.result()  # raises what stopped it from starting
+            raise RuntimeError("the worker stopped while starting")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        serving, self._serving = self._serving, None
+        if serving is None:
+            return
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        await serving
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, which start a graceful stop; a second SIGINT forces it.
+
+        Blocks; creates its own event loop. A forced stop cancels running tasks without
+        reporting them: the service reassigns them when their lease runs out.
+        """
+        asyncio.run(self._run_with_signals())
+
+    async def _run_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        serving = asyncio.create_task(self._serve(None), name="pipeworker")
+        interrupts = 0
+
+        def graceful(signum: int) -> None:
+            nonlocal interrupts
+            if signum == signal.SIGINT:
+                interrupts += 1
+            if interrupts > 1:
+                log.warning("second interrupt: stopping now, running tasks are abandoned")
+                serving.cancel()
+            elif self._supervisor is not None:
+                log.info(
+                    "%s received: stopping gracefully (interrupt again to force)",
+                    signal.Signals(signum).name,
+                )
+                self._supervisor.stop()
+
+        installed = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, graceful, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover (not the main thread)
+                pass
+        try:
+            await serving
+        except asyncio.CancelledError:
+            if interrupts <= 1:
+                raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)

@@ -1,0 +1,150 @@
+"""A Worker checks its settings and registrations before anything is sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pipeworker import ConfigurationError, DataPipeline, Task, Worker
+
+
+async def noop(task: Task) -> None:
+    """A handler that does nothing."""
+
+
+def test_defaults_are_normalised_once() -> None:
+    worker = Worker()
+    config = worker.config
+    assert config.max_concurrency == 10
+    assert config.progress_interval == 60.0
+    assert config.heartbeat_interval == 900.0
+    assert config.shutdown_grace == 30.0
+    assert config.taskrunner_id.startswith("pipeworker-")
+    assert config.hostname
+    assert isinstance(config.service, DataPipeline)
+
+
+def test_each_worker_gets_its_own_runner_id() -> None:
+    assert Worker().config.taskrunner_id != Worker().config.taskrunner_id
+
+
+def test_durations_accept_seconds_and_timedelta() -> None:
+    worker = Worker(
+        progress_interval=timedelta(seconds=30),
+        heartbeat_interval=timedelta(minutes=5),
+        shutdown_grace=0,
+    )
+    assert worker.config.progress_interval == 30.0
+    assert worker.config.heartbeat_interval == 300.0
+    assert worker.config.shutdown_grace == 0.0
+
+
+def test_config_is_frozen() -> None:
+    worker = Worker()
+    with pytest.raises(AttributeError):
+        worker.config.max_concurrency = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency must be at least 1"),
+        ({"max_concurrency": 2.5}, "max_concurrency must be an int"),
+        ({"progress_interval": 0}, "progress_interval must be > 0 seconds"),
+        ({"heartbeat_interval": -1}, "heartbeat_interval must be > 0 seconds"),
+        ({"shutdown_grace": "30"}, "shutdown_grace must be a number of seconds or a timedelta"),
+        ({"progress_interval": 290}, "is not shorter than the 300s datapipeline lease"),
+        ({"taskrunner_id": ""}, "taskrunnerId: 0 characters, the minimum is 1"),
+        ({"hostname": "h" * 1025}, "hostname: 1025 characters, the maximum is 1024"),
+        ({"hostname": "bad\x00host"}, "hostname: contains characters outside the pattern"),
+    ],
+)
+def test_bad_settings_fail_at_construction_naming_the_setting(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        Worker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_progress_interval_is_checked_against_the_services_lease() -> None:
+    # A shorter lease (pipelines with a short reportProgressTimeout) tightens the check.
+    with pytest.raises(ConfigurationError, match="120s datapipeline lease"):
+        Worker(service=DataPipeline(lease=timedelta(minutes=2)), progress_interval=110)
+    assert Worker(service=DataPipeline(lease=120), progress_interval=100)
+
+
+def test_decorator_returns_the_function_unchanged_and_registers_it() -> None:
+    worker = Worker()
+    decorated = worker.activity("wg-1")(noop)
+    assert decorated is noop
+    (activity,) = worker.activities.values()
+    assert activity.queue == "wg-1"
+    assert activity.type is None
+    assert activity.handler is noop
+    assert activity.is_async
+
+
+def test_plain_functions_are_registered_as_sync() -> None:
+    worker = Worker()
+
+    @worker.activity("wg-1")
+    def handle(task: Task) -> None:
+        pass
+
+    assert not worker.activities["wg-1", None].is_async
+
+
+def test_registries_belong_to_their_worker() -> None:
+    first, second = Worker(), Worker()
+    first.activity("wg-1")(noop)
+    assert second.activities == {}
+
+
+@pytest.mark.parametrize(
+    ("queue", "message"),
+    [
+        ("", "activity noop: invalid worker group '': a worker group must not be empty"),
+        ("w" * 1025, "workerGroup: 1025 characters, the maximum is 1024"),
+        ("tab\x07", "contains characters outside the pattern"),
+    ],
+)
+def test_bad_worker_group_fails_at_decoration_naming_the_activity(queue: str, message: str) -> None:
+    worker = Worker()
+    with pytest.raises(ConfigurationError, match="activity noop") as info:
+        worker.activity(queue)(noop)
+    assert message in str(info.value)
+
+
+def test_duplicate_registration_names_both_handlers() -> None:
+    worker = Worker()
+    worker.activity("wg-1")(noop)
+
+    async def other(task: Task) -> None:
+        pass
+
+    with pytest.raises(ConfigurationError, match="already handled by noop"):
+        worker.activity("wg-1")(other)
+    # A handler limited to one activity type may share the worker group.
+    worker.activity("wg-1", type="ShellCommandActivity")(other)
+    assert set(worker.activities) == {("wg-1", None), ("wg-1", "ShellCommandActivity")}
+
+
+def test_handler_that_cannot_take_a_task_is_refused() -> None:
+    worker = Worker()
+
+    async def no_arguments() -> None:
+        pass
+
+    async def generator(task: Task):  # type: ignore[no-untyped-def]
+        yield
+
+    with pytest.raises(ConfigurationError, match=r"activity .*no_arguments: a handler must accept"):
+        worker.activity("wg-1")(no_arguments)
+    with pytest.raises(ConfigurationError, match="not a generator"):
+        worker.activity("wg-1")(generator)
+
+
+async def test_serving_without_activities_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match="no activity is registered"):
+        await Worker().serve()
