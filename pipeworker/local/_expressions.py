@@ -221,7 +221,11 @@ def _as_number(value: Scalar) -> int | float | None:
     if isinstance(value, FieldText) and not isinstance(value, ObjectRef):
         text = value.strip()
         if len(text) <= 40 and _NUMBER.fullmatch(text):
-            return float(text) if "." in text else _long(int(text))
+            if "." in text:
+                return float(text)
+            number = int(text)
+            # Beyond a Java long it is an identifier made of digits, not a number.
+            return number if _LONG_MIN <= number <= _LONG_MAX else None
     return None
 
 

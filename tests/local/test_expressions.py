@@ -38,6 +38,7 @@ OBJECTS: dict[str, dict[str, Sequence[str | Ref]]] = {
         "myList1": ["1", "2"],
         "myNum": ["5"],
         "myCode": ["007"],
+        "myBig": ["123456789012345678901234567890"],
         "myDays": ["2"],
         "*myPassword": ["s3cret"],
         "dependsOn": [Ref("A"), Ref("B")],
@@ -174,6 +175,10 @@ def test_field_text_is_a_number_in_arithmetic_but_keeps_its_text() -> None:
     assert ev("#{'code-' + myCode}") == "code-007"
     assert ev("#{myCode}") == "007"
     assert ev("#{plusDays(myDateTime, myDays)}") == "2011-05-26T17:10:00"
+    # Too big for a Java long: text, so + concatenates and - refuses.
+    assert ev("#{'id-' + myBig}") == "id-123456789012345678901234567890"
+    with pytest.raises(ExpressionError, match="needs numbers"):
+        ev("#{myBig - 1}")
 
 
 @pytest.mark.parametrize(
