@@ -1,0 +1,92 @@
+"""``python -m pipeworker.local``: run the local Data Pipeline service until interrupted.
+
+The first line on stdout is ``pipeworker.local listening on http://HOST:PORT`` (flushed), so a
+script can start it with ``--port 0`` and read the port it got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pipeworker.local._config import LocalConfig
+from pipeworker.local._service import LocalService
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = LocalConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeworker.local",
+        description="A local AWS Data Pipeline service for development and tests (in memory).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    add = parser.add_argument
+    add("--poll-hold", type=float, default=defaults.poll_hold, help="PollForTask hold, seconds")
+    add("--ack-timeout", type=float, default=defaults.ack_timeout, help="ack window, seconds")
+    add(
+        "--report-progress-timeout",
+        type=float,
+        default=defaults.default_report_progress_timeout,
+        help="progress window when an activity sets no reportProgressTimeout, seconds",
+    )
+    add("--time-scale", type=float, default=1.0, help="multiplies durations from definitions")
+    add("--rate-limits", action="store_true", help="enforce the account's rate limits")
+    add("--error-rate", type=float, default=0.0, help="fraction of calls answered with 500")
+    add("--throttle-rate", type=float, default=0.0, help="fraction answered with a throttle")
+    add("--drop-rate", type=float, default=0.0, help="fraction whose connection is dropped")
+    add("--latency-ms", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.0, 0.0))
+    add("--seed", type=int, default=None, help="seed of the fault RNG")
+    add("--log-level", default="WARNING", help="logging level (WARNING)")
+    return parser
+
+
+async def _serve(service: LocalService) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with service:
+        print(f"pipeworker.local listening on {service.endpoint_url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse *argv*, run the service until SIGINT/SIGTERM; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    try:
+        config = LocalConfig(
+            poll_hold=args.poll_hold,
+            ack_timeout=args.ack_timeout,
+            default_report_progress_timeout=args.report_progress_timeout,
+            time_scale=args.time_scale,
+            rate_limits=args.rate_limits,
+            error_rate=args.error_rate,
+            throttle_rate=args.throttle_rate,
+            drop_rate=args.drop_rate,
+            latency_min=args.latency_ms[0] / 1000,
+            latency_max=args.latency_ms[1] / 1000,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(LocalService(config, host=args.host, port=args.port)))
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The aiohttp application: target dispatch, JSON and query-form parsing, validation, faults,
+rate limits and AWS-shaped errors.
+
+Every answer is JSON; no request, however malformed, gets a traceback. Unknown targets, malformed
+bodies and invalid inputs are answered as AWS JSON services answer them
+(``UnknownOperationException``, ``SerializationException``, ``ValidationException``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from pipeworker._model import validate_input
+from pipeworker.local._errors import COMMON, VALIDATE, ApiError, internal_error
+from pipeworker.local._faults import Fault, FaultInjector
+from pipeworker.local._ratelimit import RateLimiter
+
+__all__ = ["CONTENT_TYPE", "TASK_RUNNER_OPERATIONS", "Dispatcher", "Handler", "Stats"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+SERVICE_PREFIX = "DataPipeline"
+CONTROL_PREFIX = "PipeworkerLocal"
+TASK_RUNNER_OPERATIONS = frozenset(
+    {
+        "PollForTask",
+        "ReportTaskProgress",
+        "SetTaskStatus",
+        "ReportTaskRunnerHeartbeat",
+        "EvaluateExpression",
+    }
+)
+# Query-form parameters that carry JSON rather than a plain string.
+_JSON_QUERY_PARAMETERS = frozenset({"fields", "instanceIdentity"})
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
+
+
+class Stats:
+    """Counters a test can read: calls per operation, faults injected, throttles, error codes."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """A JSON-ready copy of every counter."""
+        return {
+            "calls": dict(self.calls),
+            "faults": dict(self.faults),
+            "throttled": dict(self.throttled),
+            "errors": dict(self.errors),
+        }
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        for counter in (self.calls, self.faults, self.throttled, self.errors):
+            counter.clear()
+
+
+def _throttling() -> ApiError:
+    # botocore's retry handlers treat the code ThrottlingException (HTTP 400) as a throttle.
+    return ApiError(
+        "ThrottlingException", "Rate exceeded", namespace="com.amazon.coral.availability"
+    )
+
+
+def _validation(problems: list[str]) -> ApiError:
+    count = len(problems)
+    noun = "error" if count == 1 else "errors"
+    return ApiError(
+        "ValidationException",
+        f"{count} validation {noun} detected: " + "; ".join(problems),
+        namespace=VALIDATE,
+    )
+
+
+def _unknown_operation(target: str) -> ApiError:
+    return ApiError("UnknownOperationException", f"Unknown operation {target!r}", namespace=COMMON)
+
+
+class Dispatcher:
+    """Routes requests to handlers; owns the counters, the fault injector and the rate limiter."""
+
+    def __init__(
+        self,
+        operations: Mapping[str, Handler],
+        control: Mapping[str, Handler],
+        *,
+        faults: FaultInjector,
+        limiter: RateLimiter,
+        rate_limits: bool,
+    ) -> None:
+        self._operations = {
+            op: (handler, asyncio.iscoroutinefunction(handler))
+            for op, handler in operations.items()
+        }
+        self._control = {
+            op: (handler, asyncio.iscoroutinefunction(handler)) for op, handler in control.items()
+        }
+        self.faults = faults
+        self.limiter = limiter
+        self.rate_limits = rate_limits
+        self.stats = Stats()
+        self._request_ids = itertools.count(1)
+
+    def app(self) -> web.Application:
+        """The aiohttp application answering every path (AWS posts to ``/``)."""
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def _respond(self, status: int, body: Mapping[str, Any]) -> web.Response:
+        return web.Response(
+            status=status,
+            body=json.dumps(body).encode(),
+            headers={
+                "Content-Type": CONTENT_TYPE,
+                "x-amzn-RequestId": f"pipeworker-local-{next(self._request_ids)}",
+            },
+        )
+
+    def _error(self, error: ApiError) -> web.Response:
+        self.stats.errors[error.code] += 1
+        return self._respond(error.status, error.body())
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request; every failure becomes an AWS-shaped error."""
+        try:
+            return await self._handle(request)
+        except ApiError as error:
+            return self._error(error)
+        except Exception:
+            log.exception("local service: unexpected error answering %s", request.path_qs)
+            return self._error(internal_error())
+
+    async def _parse(self, request: web.Request) -> tuple[str, str, dict[str, Any]]:
+        target = request.headers.get("X-Amz-Target")
+        if target is None:
+            action = request.query.get("Action")
+            if action is None:
+                raise _unknown_operation("")
+            if action not in TASK_RUNNER_OPERATIONS:
+                raise ApiError(
+                    "InvalidAction",
+                    f"The query form answers only the task-runner actions, not {action!r}",
+                    namespace=COMMON,
+                )
+            return SERVICE_PREFIX, action, _query_params(request.query)
+        prefix, _, operation = target.partition(".")
+        body = await request.read()
+        if not body.strip():
+            return prefix, operation, {}
+        try:
+            params = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(
+                "SerializationException", f"Malformed JSON body: {exc}", namespace=COMMON
+            ) from exc
+        if not isinstance(params, dict):
+            raise ApiError(
+                "SerializationException",
+                "The request body must be a JSON object",
+                namespace=COMMON,
+            )
+        return prefix, operation, params
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        prefix, operation, params = await self._parse(request)
+        if prefix == CONTROL_PREFIX:
+            control = self._control.get(operation)
+            if control is None:
+                raise _unknown_operation(f"{prefix}.{operation}")
+            self.stats.calls[f"{prefix}.{operation}"] += 1
+            result = control[0](params)
+            if control[1]:
+                result = await result  # type: ignore[misc]
+            return self._respond(200, result)  # type: ignore[arg-type]
+        entry = self._operations.get(operation) if prefix == SERVICE_PREFIX else None
+        if entry is None:
+            raise _unknown_operation(f"{prefix}.{operation}")
+        self.stats.calls[operation] += 1
+        fault = Fault.NONE
+        if operation in TASK_RUNNER_OPERATIONS:
+            fault = await self._before(request, operation)
+            if fault is Fault.DROP_BEFORE:
+                return _drop(request)
+        problems = validate_input("datapipeline", operation, params)
+        if problems:
+            raise _validation(problems)
+        handler, is_async = entry
+        result = handler(params)
+        if is_async:
+            result = await result  # type: ignore[misc]
+        if fault is Fault.DROP_AFTER:
+            return _drop(request)
+        return self._respond(200, result)  # type: ignore[arg-type]
+
+    async def _before(self, request: web.Request, operation: str) -> Fault:
+        """Latency, injected faults and rate limits, in that order; returns a pending drop."""
+        fault = Fault.NONE
+        if self.faults.active:
+            delay = self.faults.latency()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            fault = self.faults.draw()
+            if fault is not Fault.NONE:
+                self.stats.faults[fault.value] += 1
+            if fault is Fault.ERROR:
+                raise internal_error()
+            if fault is Fault.THROTTLE:
+                raise _throttling()
+        if self.rate_limits and not self.limiter.allow(operation):
+            self.stats.throttled[operation] += 1
+            raise _throttling()
+        return fault
+
+
+def _drop(request: web.Request) -> web.Response:
+    # Abort the socket: the client sees a reset connection and no answer. aiohttp then fails to
+    # write the response below and treats that as a client that went away.
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=500)
+
+
+def _query_params(query: Mapping[str, str]) -> dict[str, Any]:
+    """The query form (``GET /?Action=PollForTask&workerGroup=...``) as JSON parameters."""
+    params: dict[str, Any] = {}
+    for key, value in query.items():
+        if key == "Action" or key == "Version" or key.startswith("X-Amz-"):
+            continue
+        if key in _JSON_QUERY_PARAMETERS:
+            try:
+                params[key] = json.loads(value)
+            except ValueError as exc:
+                raise ApiError(
+                    "SerializationException",
+                    f"Query parameter {key!r} must be JSON: {exc}",
+                    namespace=COMMON,
+                ) from exc
+        else:
+            params[key] = value
+    return params

@@ -1,0 +1,74 @@
+"""The local service's settings: time rules, rate limits and injected faults, frozen."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["LocalConfig"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LocalConfig:
+    """How the local Data Pipeline service behaves; every duration is in seconds.
+
+    The defaults are the real service's rules, so a runner that works against them works against
+    AWS. Tests shrink them (``poll_hold=0.5``, ``ack_timeout=0.3``, ``time_scale=0.001``).
+
+    Attributes:
+        poll_hold: how long PollForTask waits for a task before answering without one (AWS: 90 s).
+        ack_timeout: how long a handed-out task may go without its first ReportTaskProgress before
+            it becomes a new attempt for another runner (AWS: 2 minutes).
+        default_report_progress_timeout: how long an acknowledged task may go without a progress
+            report when its activity sets no ``reportProgressTimeout``. The ReportTaskProgress API
+            page says a runner keeps ownership by reporting every 15 minutes unless the pipeline's
+            ``reportProgressTimeout`` says otherwise, so the default is 900 s (already in real
+            seconds: ``time_scale`` does not apply).
+        time_scale: multiplies durations read from definitions (``retryDelay``,
+            ``reportProgressTimeout``, ``attemptTimeout``): 0.001 turns "10 Minutes" into 0.6 s.
+        rate_limits: enforce the account's token buckets (PollForTask 2/s, ReportTaskProgress
+            10/s, SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100).
+        error_rate: fraction of task-runner calls answered with InternalServiceError (HTTP 500).
+        throttle_rate: fraction of task-runner calls answered with ThrottlingException (HTTP 400).
+        drop_rate: fraction of task-runner calls whose connection is dropped without an answer,
+            half of them before the call takes effect and half after.
+        latency_min: smallest delay added to every task-runner call.
+        latency_max: largest delay added to every task-runner call (uniform between the two).
+        seed: seed of the fault RNG, for repeatable fault sequences; None draws one at random.
+    """
+
+    poll_hold: float = 90.0
+    ack_timeout: float = 120.0
+    default_report_progress_timeout: float = 900.0
+    time_scale: float = 1.0
+    rate_limits: bool = False
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    drop_rate: float = 0.0
+    latency_min: float = 0.0
+    latency_max: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"LocalConfig.{field.name} must be a finite number >= 0, got {value!r}"
+                )
+        for name in ("error_rate", "throttle_rate", "drop_rate"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"LocalConfig.{name} is a fraction between 0 and 1")
+        if self.error_rate + self.throttle_rate + self.drop_rate > 1:
+            raise ValueError(
+                "LocalConfig: error_rate + throttle_rate + drop_rate must not exceed 1"
+            )
+        if self.time_scale == 0:
+            raise ValueError("LocalConfig.time_scale must be > 0")
+        if self.latency_max < self.latency_min:
+            raise ValueError(
+                f"LocalConfig.latency_max ({self.latency_max}) is below latency_min "
+                f"({self.latency_min})"
+            )

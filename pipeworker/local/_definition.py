@@ -1,0 +1,264 @@
+"""Pipeline definitions: parsing the wire form, validating it, and resolving inherited fields.
+
+An object's effective fields are its own, then those of its ``parent`` chain, then those of the
+``Default`` object, the nearest definition of a key winning. Parameters (``#{myParam}``) take their
+values from ``parameterValues``, else from the parameter object's ``default`` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeworker.local._evaluation import PARAMETER, period_seconds
+from pipeworker.local._values import Ref, Value
+
+__all__ = [
+    "DEFAULT_ID",
+    "Component",
+    "Problems",
+    "fields_from_wire",
+    "fields_to_wire",
+    "is_activity",
+    "parameter_values",
+    "parse_objects",
+    "resolve_all",
+    "validate_definition",
+]
+
+DEFAULT_ID = "Default"
+MAX_FIELDS = 50
+MAX_RETRIES = 5
+# Fields whose references are structural, not objects a task needs to see.
+STRUCTURAL_REFS = frozenset({"parent", "dependsOn", "schedule"})
+DURATION_FIELDS = ("retryDelay", "attemptTimeout", "reportProgressTimeout")
+
+Problems = dict[str, list[str]]
+"""Messages per object id, as PutPipelineDefinition's validationErrors/validationWarnings."""
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A pipeline object as defined: its id, name and own fields (before inheritance)."""
+
+    id: str
+    name: str
+    fields: dict[str, list[Value]]
+
+
+def fields_from_wire(wire: Iterable[Mapping[str, Any]]) -> dict[str, list[Value]]:
+    """Turn ``[{"key", "stringValue"|"refValue"}]`` into key -> values, keeping order."""
+    result: dict[str, list[Value]] = {}
+    for field in wire:
+        ref = field.get("refValue")
+        value: Value = Ref(ref) if ref is not None else field.get("stringValue", "")
+        result.setdefault(field["key"], []).append(value)
+    return result
+
+
+def fields_to_wire(fields: Mapping[str, Sequence[Value]]) -> list[dict[str, str]]:
+    """The wire form of *fields*: one ``{"key", "stringValue"|"refValue"}`` per value."""
+    wire: list[dict[str, str]] = []
+    for key, values in fields.items():
+        for value in values:
+            if isinstance(value, Ref):
+                wire.append({"key": key, "refValue": value.id})
+            else:
+                wire.append({"key": key, "stringValue": value})
+    return wire
+
+
+def parse_objects(wire: Iterable[Mapping[str, Any]]) -> list[Component]:
+    """Parse PutPipelineDefinition's ``pipelineObjects``."""
+    return [
+        Component(item["id"], item["name"], fields_from_wire(item.get("fields", [])))
+        for item in wire
+    ]
+
+
+def parameter_values(
+    parameter_objects: Iterable[Mapping[str, Any]],
+    *value_lists: Iterable[Mapping[str, Any]],
+) -> dict[str, str]:
+    """Parameter id -> value: each parameter's ``default``, overridden by the lists in order."""
+    values: dict[str, str] = {}
+    for parameter in parameter_objects:
+        for attribute in parameter.get("attributes", []):
+            if attribute["key"] == "default":
+                values[parameter["id"]] = attribute["stringValue"]
+    for value_list in value_lists:
+        for item in value_list:
+            values[item["id"]] = item["stringValue"]
+    return values
+
+
+def _first(fields: Mapping[str, Sequence[Value]], key: str) -> Value | None:
+    values = fields.get(key)
+    return values[0] if values else None
+
+
+def is_activity(fields: Mapping[str, Sequence[Value]]) -> bool:
+    """True for objects the service runs as tasks: every type named ``...Activity``."""
+    kind = _first(fields, "type")
+    return isinstance(kind, str) and kind.endswith("Activity")
+
+
+def _parent_chain(
+    component: Component, components: Mapping[str, Component]
+) -> tuple[list[Component], bool]:
+    """The parents of *component*, nearest first, and whether the chain loops."""
+    chain: list[Component] = []
+    seen = {component.id}
+    parent = _first(component.fields, "parent")
+    while isinstance(parent, Ref) and parent.id in components:
+        if parent.id in seen:
+            return chain, True
+        seen.add(parent.id)
+        current = components[parent.id]
+        chain.append(current)
+        parent = _first(current.fields, "parent")
+    return chain, False
+
+
+def resolve_all(components: Mapping[str, Component]) -> dict[str, dict[str, list[Value]]]:
+    """Every object's effective fields: own, then parents', then ``Default``'s."""
+    default = components.get(DEFAULT_ID)
+    resolved: dict[str, dict[str, list[Value]]] = {}
+    for component in components.values():
+        fields = dict(component.fields)
+        chain, _ = _parent_chain(component, components)
+        if default is not None and component.id != DEFAULT_ID:
+            chain.append(default)
+        for ancestor in chain:
+            for key, values in ancestor.fields.items():
+                if key != "parent" and key not in fields:
+                    fields[key] = values
+        resolved[component.id] = fields
+    return resolved
+
+
+def validate_definition(
+    components: Sequence[Component], parameters: Mapping[str, str], parameter_ids: Iterable[str]
+) -> tuple[Problems, Problems]:
+    """Check a definition the way the service does; return (errors, warnings) per object id."""
+    errors: Problems = {}
+    warnings: Problems = {}
+    by_id: dict[str, Component] = {}
+    for component in components:
+        if component.id in by_id:
+            errors.setdefault(component.id, []).append(f"Duplicate object id {component.id!r}")
+        by_id[component.id] = component
+    for parameter_id in parameter_ids:
+        if not parameter_id.startswith("my"):
+            errors.setdefault(parameter_id, []).append(
+                f"Parameter id {parameter_id!r} must start with 'my'"
+            )
+    resolved = resolve_all(by_id)
+    referenced: set[str] = set()
+    parents = {
+        value.id
+        for component in by_id.values()
+        for value in component.fields.get("parent", [])
+        if isinstance(value, Ref)
+    }
+    for component in by_id.values():
+        problems = _check_component(component, by_id, resolved[component.id], parameters)
+        if component.id in parents:
+            # A template other objects inherit from needs no type of its own.
+            problems = [p for p in problems if not p.startswith("Object has no 'type'")]
+        if problems:
+            errors.setdefault(component.id, []).extend(problems)
+        for values in component.fields.values():
+            referenced.update(value.id for value in values if isinstance(value, Ref))
+        delay = _first(resolved[component.id], "retryDelay")
+        delay_seconds = _seconds(delay) if isinstance(delay, str) else None
+        if delay_seconds is not None and delay_seconds < 120:
+            warnings.setdefault(component.id, []).append(
+                "retryDelay is below the service's minimum of 2 minutes"
+            )
+    for component_id, message in _dependency_cycles(by_id):
+        errors.setdefault(component_id, []).append(message)
+    for component in by_id.values():
+        if (
+            component.id != DEFAULT_ID
+            and component.id not in referenced
+            and not is_activity(resolved[component.id])
+        ):
+            warnings.setdefault(component.id, []).append(
+                "Object is not an activity and no other object references it"
+            )
+    return errors, warnings
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return period_seconds(text, 1.0)
+    except ValueError:
+        return None
+
+
+def _check_component(
+    component: Component,
+    by_id: Mapping[str, Component],
+    fields: Mapping[str, Sequence[Value]],
+    parameters: Mapping[str, str],
+) -> list[str]:
+    problems: list[str] = []
+    if len(component.fields) > MAX_FIELDS:
+        problems.append(f"Object has {len(component.fields)} fields; the limit is {MAX_FIELDS}")
+    for key, values in component.fields.items():
+        for value in values:
+            if isinstance(value, Ref):
+                if value.id not in by_id:
+                    problems.append(f"Field {key!r} references object {value.id!r}, not defined")
+            else:
+                problems.extend(_check_parameters(key, value, parameters))
+    _, loops = _parent_chain(component, by_id)
+    if loops:
+        problems.append("The 'parent' chain of this object forms a cycle")
+    if component.id == DEFAULT_ID:
+        return problems
+    if _first(fields, "type") is None:
+        problems.append("Object has no 'type' field (neither its own nor inherited)")
+    if is_activity(fields) and "workerGroup" not in fields and "runsOn" not in fields:
+        problems.append("Activity must have either a 'runsOn' or a 'workerGroup' field")
+    retries = _first(fields, "maximumRetries")
+    if isinstance(retries, str) and not (retries.isdigit() and int(retries) <= MAX_RETRIES):
+        problems.append(f"maximumRetries must be an integer from 0 to {MAX_RETRIES}")
+    for key in DURATION_FIELDS:
+        text = _first(fields, key)
+        if isinstance(text, str) and "#{" not in text and _seconds(text) is None:
+            problems.append(f"{key} {text!r} is not a period such as '10 minutes'")
+    return problems
+
+
+def _check_parameters(key: str, text: str, parameters: Mapping[str, str]) -> list[str]:
+    return [
+        f"Field {key!r} uses parameter {name!r}, which has no value"
+        for name in PARAMETER.findall(text)
+        if name not in parameters
+    ]
+
+
+def _dependency_cycles(by_id: Mapping[str, Component]) -> list[tuple[str, str]]:
+    """(object id, message) for each object on a ``dependsOn`` cycle."""
+    state: dict[str, int] = {}
+    found: list[tuple[str, str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for value in by_id[node].fields.get("dependsOn", []):
+            if not isinstance(value, Ref) or value.id not in by_id:
+                continue
+            if state.get(value.id) == 1:
+                cycle = [*path[path.index(value.id) :], value.id]
+                found.append((value.id, "dependsOn forms a cycle: " + " -> ".join(cycle)))
+            elif value.id not in state:
+                visit(value.id, [*path, value.id])
+        state[node] = 2
+
+    for node in by_id:
+        if node not in state:
+            visit(node, [node])
+    return found

@@ -1,0 +1,358 @@
+"""The runtime: which instance may run, who waits for it, its leases, and what its outcome does.
+
+Readiness is event-driven. When an instance becomes runnable it goes straight to a PollForTask
+waiting on its exact worker group, if one is waiting, else to that group's FIFO queue; a later poll
+takes it from there. Leases are one timer per task that re-arms itself lazily, so the hot path
+(a progress report) only moves a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import deque
+from dataclasses import dataclass
+
+from pipeworker.local._config import LocalConfig
+from pipeworker.local._state import (
+    FAILED_LIKE,
+    TERMINAL,
+    Attempt,
+    Instance,
+    Pipeline,
+    ServiceState,
+    Task,
+)
+from pipeworker.local._values import Ref
+
+__all__ = ["Scheduler"]
+
+WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PAUSED"})
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    future: asyncio.Future[Task | None]
+    hostname: str
+
+
+class Scheduler:
+    """Owns the runnable queues, the waiting polls and the task leases of one service."""
+
+    def __init__(self, state: ServiceState, config: LocalConfig) -> None:
+        self.state = state
+        self.config = config
+        self._ready: dict[str, deque[Instance]] = {}
+        self._waiters: dict[str, deque[_Waiter]] = {}
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(
+        self, pipeline: Pipeline, instances: list[Instance], errors: dict[str, str]
+    ) -> None:
+        """Set the new run's statuses and release the activities that depend on nothing."""
+        pipeline.current_run = [instance for instance in instances if instance.is_activity]
+        for instance in instances:
+            if not instance.is_activity:
+                kind = instance.fields.get("type", [""])[0]
+                data = isinstance(kind, str) and kind.endswith("DataNode")
+                instance.set_status("FINISHED" if data else "RUNNING")
+        for instance in pipeline.current_run:
+            instance.set_status("WAITING_ON_DEPENDENCIES")
+        for instance in pipeline.current_run:
+            if instance.id in errors:
+                instance.set("errorId", "ExpressionError")
+                instance.set("errorMessage", errors[instance.id])
+                self._finish_instance(instance, "FAILED")
+        for instance in pipeline.current_run:
+            self.reconsider(instance)
+        self._check_run(pipeline)
+
+    def held(self, instance: Instance) -> bool:
+        """True while a pause (of the component or of the whole pipeline) holds *instance* back."""
+        pipeline = instance.pipeline
+        return pipeline.state == "INACTIVE" or instance.component_id in pipeline.paused_components
+
+    def reconsider(self, instance: Instance) -> None:
+        """Move a waiting instance on if its dependencies allow: run it, or cascade a failure."""
+        if instance.status not in WAITING or instance.retry_handle is not None:
+            return
+        statuses = [dependency.status for dependency in instance.depends_on]
+        if any(status in FAILED_LIKE for status in statuses):
+            self._finish_instance(instance, "CASCADE_FAILED")
+        elif self.held(instance):
+            instance.set_status("PAUSED")
+        elif all(status == "FINISHED" for status in statuses):
+            self._offer(instance)
+        else:
+            instance.set_status("WAITING_ON_DEPENDENCIES")
+
+    def _offer(self, instance: Instance) -> None:
+        instance.set_status("WAITING_FOR_RUNNER")
+        waiters = self._waiters.get(instance.worker_group)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(self._hand_out(instance, waiter.hostname))
+                return
+        if not instance.in_queue:
+            instance.in_queue = True
+            self._ready.setdefault(instance.worker_group, deque()).append(instance)
+
+    def _take(self, worker_group: str) -> Instance | None:
+        queue = self._ready.get(worker_group)
+        while queue:
+            instance = queue.popleft()
+            instance.in_queue = False
+            if instance.status == "WAITING_FOR_RUNNER":
+                return instance
+        return None
+
+    def _finish_instance(self, instance: Instance, status: str) -> None:
+        """Give *instance* a terminal status and tell its dependents."""
+        if instance.retry_handle is not None:
+            instance.retry_handle.cancel()
+            instance.retry_handle = None
+        instance.set_status(status)
+        instance.stamp("@actualEndTime")
+        for dependent in instance.dependents:
+            self.reconsider(dependent)
+        self._check_run(instance.pipeline)
+
+    def _check_run(self, pipeline: Pipeline) -> None:
+        run = pipeline.current_run
+        if not run or any(instance.status not in TERMINAL for instance in run):
+            return
+        failed = any(instance.status != "FINISHED" for instance in run)
+        pipeline.health = "ERROR" if failed else "HEALTHY"
+        if pipeline.state == "SCHEDULED":
+            pipeline.state = "FINISHED"
+        for instance in pipeline.instances.values():
+            if not instance.is_activity and instance.status == "RUNNING":
+                instance.set_status("FINISHED")
+
+    # --- polls and leases -------------------------------------------------------------------
+
+    async def wait_for_task(self, worker_group: str, hostname: str) -> Task | None:
+        """A task for *worker_group*: at once if one is runnable, else the first within the hold."""
+        instance = self._take(worker_group)
+        if instance is not None:
+            return self._hand_out(instance, hostname)
+        hold = self.config.poll_hold
+        if hold <= 0:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Task | None] = loop.create_future()
+        waiter = _Waiter(future, hostname)
+        waiters = self._waiters.setdefault(worker_group, deque())
+        waiters.append(waiter)
+        timer = loop.call_later(hold, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            if not future.done() or future.cancelled() or future.result() is None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
+
+    def _hand_out(self, instance: Instance, hostname: str) -> Task:
+        """Start a new attempt of *instance* and lease it to the polling runner."""
+        pipeline = instance.pipeline
+        number = len(instance.attempts) + 1
+        attempt = Attempt(
+            f"{instance.id}_Attempt={number}",
+            {
+                "@instanceParent": [Ref(instance.id)],
+                "@componentParent": [Ref(instance.component_id)],
+                "@attemptNumber": [str(number)],
+            },
+            instance,
+        )
+        attempt.set_status("RUNNING")
+        attempt.stamp("@actualStartTime")
+        if hostname:
+            attempt.set("hostname", hostname)
+        instance.attempts.append(attempt)
+        pipeline.attempts[attempt.id] = attempt
+        instance.set_status("RUNNING")
+        if "@actualStartTime" not in instance.fields:
+            instance.stamp("@actualStartTime")
+        instance.set("@headAttempt", Ref(attempt.id))
+        instance.set("@attemptCount", str(number))
+        if hostname:
+            instance.set("hostname", hostname)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        task = Task(secrets.token_urlsafe(24), attempt, deadline=now, started=now)
+        task.deadline = self._deadline(task, now, self.config.ack_timeout)
+        attempt.task = task
+        self.state.tasks[task.id] = task
+        task.timer = loop.call_at(task.deadline, self._check_lease, task)
+        return task
+
+    def _deadline(self, task: Task, now: float, window: float) -> float:
+        limit = task.attempt.instance.attempt_timeout
+        deadline = now + window
+        return min(deadline, task.started + limit) if limit is not None else deadline
+
+    def progress(self, task: Task) -> None:
+        """Record a progress report: the task is acknowledged and its lease extended."""
+        task.acknowledged = True
+        window = task.attempt.instance.report_progress_timeout
+        if window is None:
+            window = self.config.default_report_progress_timeout
+        loop = asyncio.get_running_loop()
+        task.deadline = self._deadline(task, loop.time(), window)
+        timer = task.timer
+        # The timer re-arms itself when a deadline moves later; only an earlier one needs a new
+        # timer (the acknowledgement window can be longer than the progress window).
+        if timer is None or task.deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            task.timer = loop.call_at(task.deadline, self._check_lease, task)
+
+    def _check_lease(self, task: Task) -> None:
+        if self.state.tasks.get(task.id) is not task or task.final_status or task.cancel_requested:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now < task.deadline:
+            task.timer = loop.call_at(task.deadline, self._check_lease, task)
+            return
+        del self.state.tasks[task.id]
+        attempt = task.attempt
+        instance = attempt.instance
+        limit = instance.attempt_timeout
+        attempt.set_status("TIMEDOUT")
+        attempt.stamp("@actualEndTime")
+        if limit is not None and now >= task.started + limit:
+            attempt.set("errorMessage", "The attempt ran longer than its attemptTimeout")
+            self._failed_try(instance, attempt, "TIMEDOUT", instance.retry_delay)
+        elif not task.acknowledged:
+            # Never acknowledged: the runner may never have seen it, so this is no failed try.
+            attempt.set("errorMessage", "The task was not acknowledged in time; reassigned")
+            instance.set_status("WAITING_FOR_RUNNER")
+            self.reconsider(instance)
+        else:
+            attempt.set("errorMessage", "No progress report within reportProgressTimeout")
+            self._failed_try(instance, attempt, "TIMEDOUT", 0.0)
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def finished(self, task: Task) -> None:
+        """SetTaskStatus FINISHED."""
+        self._end_lease(task, "FINISHED")
+        self._finish_instance(task.attempt.instance, "FINISHED")
+
+    def failed(self, task: Task, status: str, error: dict[str, str]) -> None:
+        """SetTaskStatus FAILED or FALSE: retry after retryDelay while retries are left."""
+        attempt = task.attempt
+        for key, value in error.items():
+            attempt.set(key, value)
+        self._end_lease(task, status)
+        instance = attempt.instance
+        self._failed_try(instance, attempt, "FAILED", instance.retry_delay)
+
+    def _end_lease(self, task: Task, status: str) -> None:
+        if task.timer is not None:
+            task.timer.cancel()
+        task.attempt.set_status(status)
+        task.attempt.stamp("@actualEndTime")
+
+    def _failed_try(self, instance: Instance, attempt: Attempt, final: str, delay: float) -> None:
+        instance.tries_failed += 1
+        if instance.tries_failed <= instance.max_retries:
+            instance.set_status("WAITING_FOR_RUNNER")
+            if delay > 0:
+                loop = asyncio.get_running_loop()
+                instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
+            else:
+                self.reconsider(instance)
+            return
+        for key in ("errorId", "errorMessage", "errorStackTrace"):
+            instance.set(key, attempt.fields.get(key, [None])[0])
+        self._finish_instance(instance, final)
+
+    def _retry_due(self, instance: Instance) -> None:
+        instance.retry_handle = None
+        self.reconsider(instance)
+
+    def close(self) -> None:
+        """Answer every waiting poll with no task and stop every timer (the service stops)."""
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                _expire(waiter.future)
+        self._waiters.clear()
+        for task in self.state.tasks.values():
+            if task.timer is not None:
+                task.timer.cancel()
+        for pipeline in self.state.pipelines.values():
+            for instance in pipeline.instances.values():
+                if instance.retry_handle is not None:
+                    instance.retry_handle.cancel()
+
+    # --- interventions (SetStatus, DeactivatePipeline, DeletePipeline) ----------------------
+
+    def cancel(self, instance: Instance, status: str = "CANCELED") -> None:
+        """Stop *instance*: a waiting one at once, a running one at its runner's next report."""
+        if instance.status in TERMINAL:
+            return
+        attempt = instance.current
+        if instance.status == "RUNNING" and attempt is not None and attempt.task is not None:
+            attempt.task.cancel_requested = True
+            if attempt.task.timer is not None:
+                attempt.task.timer.cancel()
+            attempt.set_status("CANCELED")
+            attempt.stamp("@actualEndTime")
+        self._finish_instance(instance, status)
+
+    def rerun(self, instance: Instance) -> None:
+        """Run a finished or failed instance again, and the dependents its failure cascaded to."""
+        if instance.status not in TERMINAL:
+            return
+        instance.tries_failed = 0
+        for key in ("errorId", "errorMessage", "errorStackTrace", "@actualEndTime"):
+            instance.set(key, None)
+        instance.set_status("WAITING_ON_DEPENDENCIES")
+        self._revive(instance)
+        self.reconsider(instance)
+        if instance.pipeline.state == "FINISHED":
+            instance.pipeline.state = "SCHEDULED"
+
+    def _revive(self, instance: Instance) -> None:
+        for dependent in instance.dependents:
+            if dependent.status == "CASCADE_FAILED":
+                dependent.set("@actualEndTime", None)
+                dependent.set_status("WAITING_ON_DEPENDENCIES")
+                self._revive(dependent)
+
+    def mark_finished(self, instance: Instance) -> None:
+        """Treat *instance* as FINISHED (its running attempt is cancelled) and move on."""
+        if instance.status == "FINISHED":
+            return
+        if instance.status == "RUNNING":
+            self.cancel(instance, "FINISHED")
+        else:
+            self._finish_instance(instance, "FINISHED")
+        self._revive(instance)
+        for dependent in instance.dependents:
+            self.reconsider(dependent)
+
+    def resume_held(self, pipeline: Pipeline) -> None:
+        """After RESUME or re-activation: move paused instances on."""
+        for instance in pipeline.current_run:
+            if instance.status == "PAUSED":
+                instance.set_status("WAITING_ON_DEPENDENCIES")
+                self.reconsider(instance)
+
+    def hold(self, pipeline: Pipeline) -> None:
+        """After PAUSE or deactivation: waiting instances that are now held show PAUSED."""
+        for instance in pipeline.current_run:
+            if instance.status in WAITING and self.held(instance) and not instance.retry_handle:
+                instance.set_status("PAUSED")
+
+
+def _expire(future: asyncio.Future[Task | None]) -> None:
+    if not future.done():
+        future.set_result(None)

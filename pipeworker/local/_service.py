@@ -1,0 +1,255 @@
+"""LocalService: the local Data Pipeline service, started and stopped in-process."""
+
+from __future__ import annotations
+
+import socket
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from pipeworker.local._app import Dispatcher, Handler
+from pipeworker.local._config import LocalConfig
+from pipeworker.local._errors import invalid_request
+from pipeworker.local._faults import FaultInjector, FaultSettings
+from pipeworker.local._pipelines import PipelineApi
+from pipeworker.local._queries import QueryApi
+from pipeworker.local._ratelimit import RateLimiter
+from pipeworker.local._scheduler import Scheduler
+from pipeworker.local._state import ServiceState
+from pipeworker.local._taskrunner import TaskRunnerApi
+
+__all__ = ["LocalService"]
+
+
+class LocalService:
+    """The local Data Pipeline service on ``host:port`` (port 0 picks a free one).
+
+    Use it as an async context manager; inside, :attr:`endpoint_url` is the URL to give boto3,
+    aiobotocore or ``aws --endpoint-url``::
+
+        async with LocalService(LocalConfig(poll_hold=1.0)) as service:
+            client = session.create_client("datapipeline", endpoint_url=service.endpoint_url)
+
+    Args:
+        config: time rules, rate limits and faults; the real service's rules by default.
+        host: the interface to bind; loopback by default, since nothing here is authenticated.
+        port: the TCP port; 0 picks a free one.
+    """
+
+    def __init__(
+        self, config: LocalConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config or LocalConfig()
+        self.host = host
+        self.port = port
+        self.state = ServiceState()
+        self.scheduler = Scheduler(self.state, self.config)
+        self._faults = FaultInjector(self.config)
+        self._runner: web.AppRunner | None = None
+        pipelines = PipelineApi(self.scheduler)
+        queries = QueryApi(self.scheduler)
+        tasks = TaskRunnerApi(self.scheduler)
+        operations: dict[str, Handler] = {
+            "ActivatePipeline": pipelines.activate_pipeline,
+            "AddTags": pipelines.add_tags,
+            "CreatePipeline": pipelines.create_pipeline,
+            "DeactivatePipeline": pipelines.deactivate_pipeline,
+            "DeletePipeline": pipelines.delete_pipeline,
+            "DescribeObjects": queries.describe_objects,
+            "DescribePipelines": pipelines.describe_pipelines,
+            "EvaluateExpression": tasks.evaluate_expression,
+            "GetPipelineDefinition": pipelines.get_pipeline_definition,
+            "ListPipelines": pipelines.list_pipelines,
+            "PollForTask": tasks.poll_for_task,
+            "PutPipelineDefinition": pipelines.put_pipeline_definition,
+            "QueryObjects": queries.query_objects,
+            "RemoveTags": pipelines.remove_tags,
+            "ReportTaskProgress": tasks.report_task_progress,
+            "ReportTaskRunnerHeartbeat": tasks.report_task_runner_heartbeat,
+            "SetStatus": queries.set_status,
+            "SetTaskStatus": tasks.set_task_status,
+            "ValidatePipelineDefinition": pipelines.validate_pipeline_definition,
+        }
+        control: dict[str, Handler] = {
+            "ConfigureFaults": self._configure_faults_call,
+            "GetStats": lambda _: self.stats(),
+            "ResetStats": self._reset_stats_call,
+            "TerminateTaskRunner": self._terminate_call,
+        }
+        self.dispatcher = Dispatcher(
+            operations,
+            control,
+            faults=self._faults,
+            limiter=RateLimiter(),
+            rate_limits=self.config.rate_limits,
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://HOST:PORT`` of the running service."""
+        if self._runner is None:
+            raise RuntimeError("LocalService is not running; use 'async with' or start()")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start answering; :attr:`endpoint_url` is valid afterwards."""
+        if self._runner is not None:
+            raise RuntimeError("LocalService is already running")
+        # No access log: one log line per request would cost more than the request.
+        runner = web.AppRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self.port = sock.getsockname()[1]
+        site = web.SockSite(runner, sock)
+        await site.start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Answer waiting polls (with no task), stop timers and close the server."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.scheduler.close()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> LocalService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- local-only controls ----------------------------------------------------------------
+
+    def terminate_runner(self, taskrunner_id: str) -> None:
+        """Make heartbeats of *taskrunner_id* answer ``terminate: true`` from now on."""
+        self.state.terminating.add(taskrunner_id)
+
+    def configure_faults(
+        self,
+        *,
+        error_rate: float | None = None,
+        throttle_rate: float | None = None,
+        drop_rate: float | None = None,
+        latency: tuple[float, float] | None = None,
+        rate_limits: bool | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Change fault injection while running; arguments left out keep their value.
+
+        Args:
+            error_rate: fraction of task-runner calls answered InternalServiceError (500).
+            throttle_rate: fraction answered ThrottlingException.
+            drop_rate: fraction whose connection is dropped (half before, half after effect).
+            latency: (min, max) seconds added to each task-runner call, uniformly drawn.
+            rate_limits: switch the account's token buckets on or off (buckets restart full).
+            seed: restart the fault RNG from this seed.
+
+        Raises:
+            ValueError: a rate outside 0..1, rates adding up above 1, or a bad latency range.
+        """
+        current = self._faults.settings
+        settings = FaultSettings(
+            current.error_rate if error_rate is None else error_rate,
+            current.throttle_rate if throttle_rate is None else throttle_rate,
+            current.drop_rate if drop_rate is None else drop_rate,
+            current.latency_min if latency is None else latency[0],
+            current.latency_max if latency is None else latency[1],
+        )
+        settings.validate()
+        self._faults.settings = settings
+        if seed is not None:
+            self._faults.reseed(seed)
+        if rate_limits is not None:
+            self.dispatcher.rate_limits = rate_limits
+            self.dispatcher.limiter.reset()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``calls`` per operation, ``faults`` per kind, ``throttled`` per operation
+        (rate limits), ``errors`` per error code answered, and the current fault settings."""
+        snapshot: dict[str, Any] = self.dispatcher.stats.snapshot()
+        settings = self._faults.settings
+        snapshot["settings"] = {
+            "errorRate": settings.error_rate,
+            "throttleRate": settings.throttle_rate,
+            "dropRate": settings.drop_rate,
+            "latencyMinMs": settings.latency_min * 1000,
+            "latencyMaxMs": settings.latency_max * 1000,
+            "rateLimits": self.dispatcher.rate_limits,
+        }
+        return snapshot
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        self.dispatcher.stats.reset()
+
+    def _terminate_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        runner_id = params.get("taskrunnerId")
+        if not isinstance(runner_id, str) or not runner_id:
+            raise invalid_request("TerminateTaskRunner needs a taskrunnerId string")
+        self.terminate_runner(runner_id)
+        return {}
+
+    def _reset_stats_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.reset_stats()
+        return {}
+
+    def _configure_faults_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        known = {
+            "errorRate",
+            "throttleRate",
+            "dropRate",
+            "latencyMinMs",
+            "latencyMaxMs",
+            "rateLimits",
+            "seed",
+        }
+        unknown = set(params) - known
+        if unknown:
+            raise invalid_request(f"ConfigureFaults: unknown members {sorted(unknown)}")
+        latency = None
+        if "latencyMinMs" in params or "latencyMaxMs" in params:
+            low = params.get("latencyMinMs", params.get("latencyMaxMs"))
+            high = params.get("latencyMaxMs", low)
+            latency = (_number(low, "latencyMinMs") / 1000, _number(high, "latencyMaxMs") / 1000)
+        rate_limits = params.get("rateLimits")
+        if rate_limits is not None and not isinstance(rate_limits, bool):
+            raise invalid_request("ConfigureFaults: rateLimits must be a boolean")
+        seed = params.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise invalid_request("ConfigureFaults: seed must be an integer")
+        try:
+            self.configure_faults(
+                error_rate=_optional(params, "errorRate"),
+                throttle_rate=_optional(params, "throttleRate"),
+                drop_rate=_optional(params, "dropRate"),
+                latency=latency,
+                rate_limits=rate_limits,
+                seed=seed,
+            )
+        except ValueError as exc:
+            raise invalid_request(f"ConfigureFaults: {exc}") from exc
+        return {}
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid_request(f"ConfigureFaults: {name} must be a number")
+    return float(value)
+
+
+def _optional(params: dict[str, Any], name: str) -> float | None:
+    return _number(params[name], name) if name in params else None
