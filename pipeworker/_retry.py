@@ -143,22 +143,23 @@ async def call(
     stop_rule: stop_base = (
         stop_never if policy.attempts is None else stop_after_attempt(policy.attempts)
     )
-    attempt = fn
+    failures: list[BaseException] = []
     if stop is not None:
         event = stop
         stop_rule = stop_rule | _StopOnEvent(event)
-        failures: list[BaseException] = []
 
-        async def attempt() -> T:
-            # tenacity sleeps, then attempts, then checks the stop rule: a stop set during the
-            # backoff must not cause one more request (a poll after a stop).
-            if failures and event.is_set():
-                raise failures[-1]
-            try:
-                return await fn()
-            except TransientServiceError as exc:
-                failures[:] = [exc]
-                raise
+    # Always a coroutine function: tenacity runs anything else as a sync callable, and would
+    # hand back the un-awaited coroutine that a lambda returns.
+    async def attempt() -> T:
+        # tenacity sleeps, then attempts, then checks the stop rule: a stop set during the
+        # backoff must not cause one more request (a poll after a stop).
+        if failures and stop is not None and stop.is_set():
+            raise failures[-1]
+        try:
+            return await fn()
+        except TransientServiceError as exc:
+            failures[:] = [exc]
+            raise
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
