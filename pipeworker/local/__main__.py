@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--error-rate", type=float, default=0.0, help="fraction of calls answered with 500")
     add("--throttle-rate", type=float, default=0.0, help="fraction answered with a throttle")
     add("--drop-rate", type=float, default=0.0, help="fraction whose connection is dropped")
+    add("--drop-after", type=float, default=0.5, help="share of drops after the call took effect")
     add("--latency-ms", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.0, 0.0))
     add("--seed", type=int, default=None, help="seed of the fault RNG")
     add("--log-level", default="WARNING", help="logging level (WARNING)")
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             error_rate=args.error_rate,
             throttle_rate=args.throttle_rate,
             drop_rate=args.drop_rate,
+            drop_after_fraction=args.drop_after,
             latency_min=args.latency_ms[0] / 1000,
             latency_max=args.latency_ms[1] / 1000,
             seed=args.seed,

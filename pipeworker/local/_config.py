@@ -30,8 +30,9 @@ class LocalConfig:
             10/s, SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100).
         error_rate: fraction of task-runner calls answered with InternalServiceError (HTTP 500).
         throttle_rate: fraction of task-runner calls answered with ThrottlingException (HTTP 400).
-        drop_rate: fraction of task-runner calls whose connection is dropped without an answer,
-            half of them before the call takes effect and half after.
+        drop_rate: fraction of task-runner calls whose connection is dropped without an answer.
+        drop_after_fraction: of the dropped calls, the fraction dropped after the call took effect
+            (the rest are dropped before); 0.5 by default, as a runner cannot tell them apart.
         latency_min: smallest delay added to every task-runner call.
         latency_max: largest delay added to every task-runner call (uniform between the two).
         seed: seed of the fault RNG, for repeatable fault sequences; None draws one at random.
@@ -45,6 +46,7 @@ class LocalConfig:
     error_rate: float = 0.0
     throttle_rate: float = 0.0
     drop_rate: float = 0.0
+    drop_after_fraction: float = 0.5
     latency_min: float = 0.0
     latency_max: float = 0.0
     seed: int | None = None
@@ -58,7 +60,7 @@ class LocalConfig:
                 raise ValueError(
                     f"LocalConfig.{field.name} must be a finite number >= 0, got {value!r}"
                 )
-        for name in ("error_rate", "throttle_rate", "drop_rate"):
+        for name in ("error_rate", "throttle_rate", "drop_rate", "drop_after_fraction"):
             if getattr(self, name) > 1:
                 raise ValueError(f"LocalConfig.{name} is a fraction between 0 and 1")
         if self.error_rate + self.throttle_rate + self.drop_rate > 1:

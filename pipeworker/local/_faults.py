@@ -30,6 +30,7 @@ class FaultSettings:
     drop_rate: float = 0.0
     latency_min: float = 0.0
     latency_max: float = 0.0
+    drop_after_fraction: float = 0.5
 
     def validate(self) -> None:
         """Raise ValueError when a rate or the latency range is out of bounds."""
@@ -50,6 +51,7 @@ class FaultInjector:
             config.drop_rate,
             config.latency_min,
             config.latency_max,
+            config.drop_after_fraction,
         )
         self._rng = random.Random(config.seed)
 
@@ -74,8 +76,9 @@ class FaultInjector:
             return Fault.THROTTLE
         roll -= s.throttle_rate
         if roll < s.drop_rate:
-            # Half before the call takes effect, half after: a runner cannot tell which.
-            return Fault.DROP_BEFORE if self._rng.random() < 0.5 else Fault.DROP_AFTER
+            # Some before the call takes effect, some after: a runner cannot tell which.
+            after = self._rng.random() < s.drop_after_fraction
+            return Fault.DROP_AFTER if after else Fault.DROP_BEFORE
         return Fault.NONE
 
     def latency(self) -> float:

@@ -144,6 +144,7 @@ class LocalService:
         error_rate: float | None = None,
         throttle_rate: float | None = None,
         drop_rate: float | None = None,
+        drop_after_fraction: float | None = None,
         latency: tuple[float, float] | None = None,
         rate_limits: bool | None = None,
         seed: int | None = None,
@@ -153,7 +154,8 @@ class LocalService:
         Args:
             error_rate: fraction of task-runner calls answered InternalServiceError (500).
             throttle_rate: fraction answered ThrottlingException.
-            drop_rate: fraction whose connection is dropped (half before, half after effect).
+            drop_rate: fraction whose connection is dropped without an answer.
+            drop_after_fraction: of the dropped calls, the fraction dropped after taking effect.
             latency: (min, max) seconds added to each task-runner call, uniformly drawn.
             rate_limits: switch the account's token buckets on or off (buckets restart full).
             seed: restart the fault RNG from this seed.
@@ -168,6 +170,7 @@ class LocalService:
             current.drop_rate if drop_rate is None else drop_rate,
             current.latency_min if latency is None else latency[0],
             current.latency_max if latency is None else latency[1],
+            current.drop_after_fraction if drop_after_fraction is None else drop_after_fraction,
         )
         settings.validate()
         self._faults.settings = settings
@@ -186,6 +189,7 @@ class LocalService:
             "errorRate": settings.error_rate,
             "throttleRate": settings.throttle_rate,
             "dropRate": settings.drop_rate,
+            "dropAfterFraction": settings.drop_after_fraction,
             "latencyMinMs": settings.latency_min * 1000,
             "latencyMaxMs": settings.latency_max * 1000,
             "rateLimits": self.dispatcher.rate_limits,
@@ -212,6 +216,7 @@ class LocalService:
             "errorRate",
             "throttleRate",
             "dropRate",
+            "dropAfterFraction",
             "latencyMinMs",
             "latencyMaxMs",
             "rateLimits",
@@ -236,6 +241,7 @@ class LocalService:
                 error_rate=_optional(params, "errorRate"),
                 throttle_rate=_optional(params, "throttleRate"),
                 drop_rate=_optional(params, "dropRate"),
+                drop_after_fraction=_optional(params, "dropAfterFraction"),
                 latency=latency,
                 rate_limits=rate_limits,
                 seed=seed,
