@@ -1,0 +1,1 @@
+"""Runnable examples; ``python -m pipeworker examples.hello:worker --local`` from the repo root."""

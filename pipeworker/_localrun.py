@@ -1,0 +1,370 @@
+"""``--local``: run a worker against the built-in local service, in this process, on one loop.
+
+The driver starts :class:`pipeworker.local.LocalService`, creates, defines and activates a pipeline
+through the real API (aiobotocore against the local endpoint, as a user's own scripts would), points
+the worker at it, and watches the pipeline's activity instances with QueryObjects/DescribeObjects
+until every one has ended. Durations in the definition run :data:`TIME_SCALE` times as long
+(retries come after seconds, not minutes), and tasks report progress at least every second.
+
+Progress is one refreshing line on a terminal and a plain line per change otherwise (CI logs,
+pipes); a table of every activity instance closes the run.
+
+The app declares the definition ``--local`` runs by default with a module attribute::
+
+    PIPELINE_DEFINITION = "hello.json"      # a path, relative to the module's own file
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+from pipeworker.worker import Worker
+
+__all__ = ["DEMO_ATTRIBUTE", "LocalRunError", "run_local"]
+
+log = logging.getLogger("pipeworker.local.run")
+
+DEMO_ATTRIBUTE = "PIPELINE_DEFINITION"
+"""The app module's attribute naming its demo definition file."""
+
+DEFAULT_REGION = "us-east-1"
+REFRESH_SECONDS = 0.2
+POLL_HOLD = 0.5
+"""The embedded service's poll hold: short, so a stop never waits long for a poll in flight."""
+TIME_SCALE = 0.01
+"""Durations in the definition run this much faster: a 10-minute ``retryDelay`` takes 6 s."""
+PROGRESS_INTERVAL = 1.0
+"""The longest progress interval locally, so scaled ``reportProgressTimeout`` s still hold."""
+
+_TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "CASCADE_FAILED", "TIMEDOUT"})
+_WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PENDING", "SCHEDULED"})
+
+
+class LocalRunError(Exception):
+    """The local run cannot start: no definition, or the service refused it. Exit code 2."""
+
+
+def find_definition(module: ModuleType, pipeline: str | None) -> Path:
+    """The definition to run: *pipeline* if given, else the module's ``PIPELINE_DEFINITION``.
+
+    Raises:
+        LocalRunError: neither is there.
+    """
+    if pipeline is not None:
+        return Path(pipeline)
+    declared = getattr(module, DEMO_ATTRIBUTE, None)
+    if declared is None:
+        raise LocalRunError(
+            f"no pipeline to run: pass --pipeline FILE (a definition in the JSON format of "
+            f"'aws datapipeline put-pipeline-definition'), or set {DEMO_ATTRIBUTE} = "
+            f"'file.json' in {module.__name__}"
+        )
+    path = Path(os.fspath(declared))
+    if not path.is_absolute():
+        module_file = getattr(module, "__file__", None)
+        base = Path(module_file).parent if module_file else Path.cwd()
+        path = base / path
+    return path
+
+
+def _ensure_credentials() -> None:
+    # The local service does not check signatures, but botocore refuses to sign without
+    # credentials. Only the environment and the shared files are looked at: asking botocore's
+    # full chain could wait seconds on an instance-metadata endpoint that is not there.
+    configured = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    shared = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
+    if configured or Path(shared).expanduser().is_file():
+        return
+    os.environ["AWS_ACCESS_KEY_ID"] = "pipeworker-local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "pipeworker-local"
+
+
+def _region(worker: Worker, region: str | None) -> str:
+    return (
+        region
+        or worker.config.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or DEFAULT_REGION
+    )
+
+
+def run_local(
+    worker: Worker,
+    module: ModuleType,
+    *,
+    pipeline: str | None = None,
+    keep_running: bool = False,
+    region: str | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """Run *worker* against an in-process local service until the pipeline is done.
+
+    Args:
+        worker: the app's worker; its endpoint and region are replaced by the local service's.
+        module: the app's module, where ``PIPELINE_DEFINITION`` is looked up.
+        pipeline: a definition file to run instead of the module's own.
+        keep_running: stay up after the pipeline is done until SIGINT/SIGTERM.
+        region: the region for the clients (any name works locally).
+        out: where progress and the summary go; stdout by default.
+
+    Returns:
+        0 when every activity instance finished, 1 when one failed or the worker failed.
+
+    Raises:
+        LocalRunError: there is no definition, or the service refused it.
+    """
+    from pipeworker.local._deffile import DefinitionFileError, load_definition_file
+
+    path = find_definition(module, pipeline)
+    try:
+        definition = load_definition_file(path)
+    except DefinitionFileError as exc:
+        raise LocalRunError(str(exc)) from exc
+    _ensure_credentials()
+    driver = _Driver(worker, path, definition, _region(worker, region), out or sys.stdout)
+    return asyncio.run(driver.run(keep_running))
+
+
+@dataclasses.dataclass
+class _Row:
+    id: str
+    name: str
+    status: str
+    started: str = ""
+    ended: str = ""
+    error: str = ""
+
+
+class _Driver:
+    def __init__(
+        self, worker: Worker, path: Path, definition: Mapping[str, Any], region: str, out: IO[str]
+    ) -> None:
+        self.worker = worker
+        self.path = path
+        self.definition = definition
+        self.region = region
+        self.out = out
+        self.tty = out.isatty()
+        self.stop_requested = asyncio.Event()
+        self._last_line = ""
+
+    def say(self, text: str) -> None:
+        if self.tty and self._last_line:
+            self.out.write("\r\x1b[K")
+            self._last_line = ""
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def status_line(self, text: str) -> None:
+        if text == self._last_line:
+            return
+        if self.tty:
+            self.out.write("\r\x1b[K" + text)
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+        self._last_line = text
+
+    async def run(self, keep_running: bool) -> int:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        from pipeworker.local import LocalConfig, LocalService
+
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self.stop_requested.set)
+                installed.append(signum)
+        try:
+            async with (
+                LocalService(LocalConfig(poll_hold=POLL_HOLD, time_scale=TIME_SCALE)) as service,
+                get_session().create_client(
+                    "datapipeline",
+                    region_name=self.region,
+                    endpoint_url=service.endpoint_url,
+                    config=AioConfig(retries={"total_max_attempts": 1}),
+                ) as client,
+            ):
+                self.say(f"local Data Pipeline service at {service.endpoint_url}")
+                pipeline_id = await self._activate(client)
+                config = self.worker.config
+                self.worker.config = dataclasses.replace(
+                    config,
+                    endpoint_url=service.endpoint_url,
+                    region=self.region,
+                    progress_interval=min(config.progress_interval, PROGRESS_INTERVAL),
+                )
+                return await self._supervise(
+                    client, pipeline_id, service.endpoint_url, keep_running
+                )
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    async def _activate(self, client: Any) -> str:
+        name = self.path.stem
+        created = await client.create_pipeline(name=name, uniqueId=f"pipeworker-local-{name}")
+        pipeline_id: str = created["pipelineId"]
+        answer = await client.put_pipeline_definition(pipelineId=pipeline_id, **self.definition)
+        for warning in answer.get("validationWarnings", []):
+            for text in warning.get("warnings", []):
+                self.say(f"warning: {warning.get('id')}: {text}")
+        if answer.get("errored"):
+            problems = [
+                f"{error.get('id')}: {text}"
+                for error in answer.get("validationErrors", [])
+                for text in error.get("errors", [])
+            ]
+            raise LocalRunError(
+                f"{self.path}: the definition was refused: "
+                + "; ".join(problems or ["(no detail)"])
+            )
+        await client.activate_pipeline(pipelineId=pipeline_id)
+        self.say(f"pipeline {pipeline_id} ({self.path}) activated")
+        return pipeline_id
+
+    async def _supervise(
+        self, client: Any, pipeline_id: str, endpoint_url: str, keep_running: bool
+    ) -> int:
+        serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
+        started = time.monotonic()
+        rows: list[_Row] = []
+        worker_error: BaseException | None = None
+        try:
+            while True:
+                rows = await self._rows(client, pipeline_id)
+                self.status_line(_progress(rows, time.monotonic() - started))
+                if rows and all(row.status in _TERMINAL for row in rows):
+                    break
+                if serving.done() or self.stop_requested.is_set():
+                    break
+                stopped = asyncio.create_task(self.stop_requested.wait())
+                await asyncio.wait({serving, stopped}, timeout=REFRESH_SECONDS)
+                stopped.cancel()
+            self.say("")
+            self._summary(rows, time.monotonic() - started)
+            if keep_running and not serving.done() and not self.stop_requested.is_set():
+                self.say(
+                    f"pipeline done; still serving at {endpoint_url} "
+                    f"(region {self.region}); press Ctrl-C to stop"
+                )
+                stopped = asyncio.create_task(self.stop_requested.wait())
+                await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+        finally:
+            if not serving.done():
+                await self.worker.stop()
+            try:
+                await serving
+            except Exception as exc:
+                worker_error = exc
+        if worker_error is not None:
+            from pipeworker.exceptions import ConfigurationError
+
+            if isinstance(worker_error, ConfigurationError):
+                raise worker_error
+            log.critical("the worker failed: %s", worker_error, exc_info=worker_error)
+            return 1
+        if not rows or any(row.status != "FINISHED" for row in rows):
+            return 1
+        return 0
+
+    async def _rows(self, client: Any, pipeline_id: str) -> list[_Row]:
+        ids: list[str] = []
+        marker = ""
+        while True:
+            page = await client.query_objects(
+                pipelineId=pipeline_id, sphere="INSTANCE", marker=marker, limit=100
+            )
+            ids += page.get("ids", [])
+            if not page.get("hasMoreResults"):
+                break
+            marker = page["marker"]
+        rows: list[_Row] = []
+        for start in range(0, len(ids), 25):
+            described = await client.describe_objects(
+                pipelineId=pipeline_id, objectIds=ids[start : start + 25]
+            )
+            for obj in described["pipelineObjects"]:
+                fields: dict[str, str] = {}
+                for field in obj["fields"]:
+                    fields.setdefault(field["key"], field.get("stringValue", ""))
+                if not fields.get("type", "").endswith("Activity"):
+                    continue  # data nodes and resources: not work anyone waits for
+                rows.append(
+                    _Row(
+                        id=obj["id"],
+                        name=obj["name"],
+                        status=fields.get("@status", "?"),
+                        started=fields.get("@actualStartTime", ""),
+                        ended=fields.get("@actualEndTime", ""),
+                        error=fields.get("errorMessage", ""),
+                    )
+                )
+        return rows
+
+    def _summary(self, rows: list[_Row], elapsed: float) -> None:
+        header = ("activity", "status", "seconds", "error")
+        table = [header]
+        for row in sorted(rows, key=lambda row: (row.started or "~", row.name)):
+            table.append((row.name, row.status, _duration(row.started, row.ended), row.error))
+        widths = [max(len(line[i]) for line in table) for i in range(3)]
+        for line in table:
+            cells = [cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)]
+            error = line[3] if len(line[3]) <= 80 else line[3][:77] + "..."
+            self.say("  ".join([*cells, error]).rstrip())
+        counts = _counts(rows)
+        done = bool(rows) and counts["finished"] == len(rows)
+        verdict = "pipeline finished" if done else "pipeline failed"
+        self.say(
+            f"{verdict} in {elapsed:.1f}s: {counts['finished']} finished, "
+            f"{counts['failed']} failed, {counts['waiting'] + counts['running']} not run"
+        )
+
+
+def _counts(rows: list[_Row]) -> dict[str, int]:
+    counts = {"waiting": 0, "running": 0, "finished": 0, "failed": 0}
+    for row in rows:
+        if row.status == "FINISHED":
+            counts["finished"] += 1
+        elif row.status in _TERMINAL:
+            counts["failed"] += 1
+        elif row.status in _WAITING:
+            counts["waiting"] += 1
+        else:
+            counts["running"] += 1
+    return counts
+
+
+def _progress(rows: list[_Row], elapsed: float) -> str:
+    counts = _counts(rows)
+    return (
+        f"[{elapsed:5.1f}s] tasks: {counts['waiting']} waiting, {counts['running']} running, "
+        f"{counts['finished']} finished, {counts['failed']} failed"
+    )
+
+
+def _duration(started: str, ended: str) -> str:
+    from datetime import datetime
+
+    if not started or not ended:
+        return "-"
+    try:
+        seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    except ValueError:
+        return "-"
+    return f"{seconds:.1f}"
