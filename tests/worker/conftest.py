@@ -51,10 +51,32 @@ async def dp(service: LocalService) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def make_worker(service: LocalService) -> Callable[..., Worker]:
-    """``make_worker(**settings)``: a Worker for the local service with short intervals."""
+async def make_service() -> AsyncIterator[Callable[..., Awaitable[LocalService]]]:
+    """``await make_service(**rules)``: another local service, FAST's rules overridden."""
+    started: list[LocalService] = []
 
-    def make(**settings: Any) -> Worker:
+    async def make(**rules: Any) -> LocalService:
+        settings = {
+            "poll_hold": FAST.poll_hold,
+            "ack_timeout": FAST.ack_timeout,
+            "time_scale": FAST.time_scale,
+            **rules,
+        }
+        running = LocalService(LocalConfig(**settings))
+        await running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.stop()
+
+
+@pytest.fixture
+def make_worker(service: LocalService) -> Callable[..., Worker]:
+    """``make_worker(cls=Worker, **settings)``: a worker for the local service, short intervals."""
+
+    def make(cls: type[Worker] = Worker, **settings: Any) -> Worker:
         defaults: dict[str, Any] = {
             "endpoint_url": service.endpoint_url,
             "region": "us-east-1",
@@ -63,7 +85,7 @@ def make_worker(service: LocalService) -> Callable[..., Worker]:
             "shutdown_grace": 1.0,
             "max_concurrency": 4,
         }
-        return Worker(**{**defaults, **settings})
+        return cls(**{**defaults, **settings})
 
     return make
 

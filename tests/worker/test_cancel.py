@@ -1,0 +1,107 @@
+"""A task the service takes back is cancelled in its handler, and nothing more is sent for it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pipeworker import Task, Worker
+from pipeworker.local import LocalService
+from tests.worker.conftest import activities, calls, eventually, start_pipeline, statuses
+
+
+async def test_cancel_through_setstatus_cancels_the_handler_and_sends_no_status(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker(progress_interval=0.1)
+    started = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    @worker.activity("wg-cancel")
+    async def handle(task: Task) -> None:
+        seen["instance"] = task.field("@instanceParent").id
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError as exc:
+            seen["reason"] = exc.args[0] if exc.args else None
+            seen["cancelled"] = task.cancelled
+            raise
+
+    pipeline_id = await start_pipeline(dp, activities("wg-cancel", "Long"))
+    async with worker:
+        await asyncio.wait_for(started.wait(), 5)
+        await dp.set_status(
+            pipelineId=pipeline_id, objectIds=[seen["instance"]], status="TRY_CANCEL"
+        )
+        await eventually(lambda: "reason" in seen)
+    assert seen["reason"] == "canceled by the service"
+    assert seen["cancelled"] is True
+    assert calls(service, "SetTaskStatus") == 0
+    assert (await statuses(dp, pipeline_id))["Long"] == "CANCELED"
+
+
+async def test_lost_lease_cancels_the_handler_and_sends_nothing_more(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    started = asyncio.Event()
+    reasons: list[str] = []
+    ended: list[Any] = []
+
+    class Recording(Worker):
+        async def on_task_end(self, task: Task, outcome: Any) -> None:
+            ended.append(outcome)
+
+    worker = make_worker(Recording, progress_interval=0.1)
+
+    @worker.activity("wg-lease")
+    async def handle(task: Task) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError as exc:
+            reasons.append(str(exc.args[0]))
+            raise
+
+    pipeline_id = await start_pipeline(dp, activities("wg-lease", "Doomed"))
+    async with worker:
+        await asyncio.wait_for(started.wait(), 5)
+        await dp.delete_pipeline(pipelineId=pipeline_id)
+        await eventually(lambda: bool(ended))
+    assert reasons[0].startswith("lease lost")
+    assert "PipelineDeletedException" in reasons[0]
+    assert ended == [None]
+    assert calls(service, "SetTaskStatus") == 0
+    assert service.stats()["errors"].get("PipelineDeletedException") == 1  # one report, no more
+
+
+async def test_sync_handler_learns_of_cancellation_through_the_task(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker(progress_interval=0.05)
+    started = threading.Event()
+    noticed = threading.Event()
+    seen: dict[str, Any] = {}
+
+    @worker.activity("wg-sync-cancel")
+    def handle(task: Task) -> None:
+        seen["instance"] = task.field("@instanceParent").id
+        started.set()
+        for _ in range(200):  # a long job checking between steps
+            if task.cancelled:
+                seen["reason"] = task.cancel_reason
+                noticed.set()
+                return
+            threading.Event().wait(0.02)
+
+    pipeline_id = await start_pipeline(dp, activities("wg-sync-cancel", "Steps"))
+    async with worker:
+        await eventually(started.is_set)
+        await dp.set_status(
+            pipelineId=pipeline_id, objectIds=[seen["instance"]], status="TRY_CANCEL"
+        )
+        await eventually(noticed.is_set)
+    assert seen["reason"] == "canceled by the service"
+    assert calls(service, "SetTaskStatus") == 0

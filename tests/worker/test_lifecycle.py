@@ -1,0 +1,210 @@
+"""Starting, heartbeats, terminate, two-phase shutdown, and the documented subclass pattern."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+
+from pipeworker import Outcome, Task, Worker, _retry
+from pipeworker.local import LocalService
+from tests.worker.conftest import (
+    activities,
+    attempts,
+    calls,
+    eventually,
+    start_pipeline,
+    statuses,
+)
+
+
+def by_component(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {a["@instanceParent"]["ref"].split("_")[0][1:]: a for a in found}
+
+
+async def test_heartbeat_carries_the_runner_and_terminate_stops_it_gracefully(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker(taskrunner_id="runner-7", hostname="box-1.example.com")
+    worker.activity("wg-a")(_noop)
+    worker.activity("wg-b")(_noop)
+    serving = asyncio.create_task(worker.serve())
+    await eventually(lambda: calls(service, "ReportTaskRunnerHeartbeat") >= 4)
+    runner = service.state.runners["runner-7"]
+    assert runner.hostname == "box-1.example.com"
+    assert runner.worker_group in {"wg-a", "wg-b"}  # one heartbeat per worker group
+    service.terminate_runner("runner-7")
+    await asyncio.wait_for(serving, 5)  # serve() returns on its own
+
+
+async def test_a_failing_heartbeat_is_never_fatal(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    _retry.set_testing(False)  # real backoff, so the failing calls do not spin
+    service.configure_faults(error_rate=1.0)
+    worker = make_worker(heartbeat_interval=0.1)
+    worker.activity("wg-hb")(_noop)
+    async with worker:
+        await eventually(lambda: service.stats()["faults"].get("error", 0) >= 3)
+        await asyncio.sleep(0.3)
+        service.configure_faults(error_rate=0.0)
+        pipeline_id = await start_pipeline(dp, activities("wg-hb", "After"))
+        await eventually(lambda: _is(statuses(dp, pipeline_id), "After", "FINISHED"))
+        before = calls(service, "ReportTaskRunnerHeartbeat")
+        await eventually(lambda: calls(service, "ReportTaskRunnerHeartbeat") > before)
+
+
+async def _is(pending: Awaitable[dict[str, str]], name: str, status: str) -> bool:
+    return (await pending).get(name) == status
+
+
+async def _noop(task: Task) -> None:
+    pass
+
+
+async def test_graceful_stop_lets_tasks_finish_within_the_grace_then_fails_the_rest(
+    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker(shutdown_grace=0.5)
+    started: set[str] = set()
+    reasons: list[str] = []
+
+    @worker.activity("wg-stop")
+    async def handle(task: Task) -> None:
+        name = task.attempt_id.split("_")[0]
+        started.add(name)
+        if name == "@Quick":
+            await asyncio.sleep(0.3)
+            return
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError as exc:
+            reasons.append(str(exc.args[0]))
+            raise
+
+    pipeline_id = await start_pipeline(dp, activities("wg-stop", "Quick", "Slow"))
+    async with worker:
+        await eventually(lambda: len(started) == 2)
+        polls = calls(service, "PollForTask")
+        began = time.monotonic()
+        await worker.stop()
+        took = time.monotonic() - began
+    assert 0.5 <= took < 2.0
+    assert calls(service, "PollForTask") <= polls + 1  # at most the poll already in flight
+    ended = by_component(await attempts(dp, pipeline_id))
+    assert ended["Quick"]["@status"] == "FINISHED"
+    assert ended["Slow"]["@status"] == "FAILED"
+    assert ended["Slow"]["errorId"] == "RunnerShutdown"
+    assert not ended["Slow"]["errorId"].startswith("Service_")
+    assert reasons == ["the task runner is shutting down"]
+
+
+@pytest.mark.parametrize(("grace", "runs"), [(2.0, True), (0.0, False)])
+async def test_a_task_received_by_a_poll_in_flight_during_stop_is_run_or_handed_back(
+    make_service: Callable[..., Awaitable[LocalService]],
+    make_worker: Callable[..., Worker],
+    grace: float,
+    runs: bool,
+) -> None:
+    slow_polls = await make_service(poll_hold=3.0)
+    worker = make_worker(endpoint_url=slow_polls.endpoint_url, shutdown_grace=grace)
+    ran: list[str] = []
+
+    @worker.activity("wg-late")
+    async def handle(task: Task) -> None:
+        ran.append(task.id)
+
+    async with get_session().create_client(
+        "datapipeline", region_name="us-east-1", endpoint_url=slow_polls.endpoint_url
+    ) as dp:
+        async with worker:
+            await eventually(lambda: calls(slow_polls, "PollForTask") == 1)
+            stopping = asyncio.create_task(worker.stop())
+            await asyncio.sleep(0.1)
+            pipeline_id = await start_pipeline(dp, activities("wg-late", "Late"))
+            await asyncio.wait_for(stopping, 5)
+        (attempt,) = await attempts(dp, pipeline_id)
+    assert calls(slow_polls, "PollForTask") == 1  # nothing polled after the stop
+    if runs:
+        assert len(ran) == 1
+        assert attempt["@status"] == "FINISHED"
+    else:
+        assert ran == []
+        assert attempt["@status"] == "FAILED"
+        assert attempt["errorId"] == "RunnerShutdown"
+
+
+async def test_stop_called_from_a_handler_does_not_wait_for_itself(
+    dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker()
+
+    @worker.activity("wg-self-stop")
+    async def handle(task: Task) -> None:
+        await worker.stop()
+
+    pipeline_id = await start_pipeline(dp, activities("wg-self-stop", "Once"))
+    await asyncio.wait_for(worker.serve(), 10)
+    assert (await statuses(dp, pipeline_id))["Once"] == "FINISHED"
+
+
+# The documented subclass pattern: activities as methods, lifecycle hooks as overrides.
+class ExportWorker(Worker):
+    """A worker that keeps a resource for its whole life and records what happens."""
+
+    def __init__(self, *, target: str, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.target = target
+        self.events: list[str] = []
+
+    async def on_startup(self) -> None:
+        self.events.append(f"startup:{self.target}")
+
+    async def on_shutdown(self) -> None:
+        self.events.append("shutdown")
+
+    async def on_task_start(self, task: Task) -> None:
+        self.events.append(f"start:{task.field('command')}")
+
+    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+        self.events.append(f"end:{outcome.status if outcome else None}")
+
+    @Worker.activity("wg-subclass")
+    async def export(self, task: Task) -> None:
+        self.events.append(f"export to {self.target}")
+
+
+async def test_subclass_declares_activities_as_methods_and_overrides_hooks(
+    dp: Any, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker(ExportWorker, target="s3://out")
+    assert isinstance(worker, ExportWorker)
+    assert worker.activities["wg-subclass", None].name == "ExportWorker.export"
+    pipeline_id = await start_pipeline(dp, activities("wg-subclass", "Nightly"))
+    async with worker:
+        await eventually(lambda: _is(statuses(dp, pipeline_id), "Nightly", "FINISHED"))
+    assert worker.events == [
+        "startup:s3://out",
+        "start:run Nightly",
+        "export to s3://out",
+        "end:FINISHED",
+        "shutdown",
+    ]
+
+
+async def test_async_with_returns_once_polling_and_the_worker_cannot_run_twice(
+    service: LocalService, make_worker: Callable[..., Worker]
+) -> None:
+    worker = make_worker()
+    worker.activity("wg-twice")(_noop)
+    async with worker:
+        await eventually(lambda: calls(service, "PollForTask") >= 1, within=1.0)
+        with pytest.raises(RuntimeError, match="already running"):
+            await worker.serve()
+    # Stopped: it may serve again.
+    async with worker:
+        pass
