@@ -1,0 +1,478 @@
+"""Helpers for testing your own handlers: run one against a hand-built task, or a local service.
+
+Run a handler without any server::
+
+    from pipeworker.testing import run_handler
+
+    async def test_export() -> None:
+        result = await run_handler(export, fields={"table": "users"})
+        assert result.status == "FINISHED"
+        assert result.progress[-1] == {"rows": "1000"}
+
+Cancel one mid-way, as the service would::
+
+    harness = TaskHarness(fields={"table": "users"})
+    harness.start(export)
+    await harness.wait_for_progress()
+    result = await harness.cancel()
+    assert result.status is None                # cancelled: nothing is reported
+
+Run a whole worker against the local service with the ``local_service`` pytest fixture: put
+``from pipeworker.testing import local_service`` in your ``conftest.py``, then::
+
+    def test_pipeline(local_service):
+        local_service.client.list_pipelines()   # a boto3 client (fake credentials)
+        worker = Worker(endpoint_url=local_service.endpoint_url, region="us-east-1")
+
+The handler gets the same :class:`~pipeworker.Task` the worker gives it; only the service behind it
+is a fake that records what the task would have sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import itertools
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeworker._supervisor import outcome_of
+from pipeworker.exceptions import RequestRejected
+from pipeworker.services.base import Connection, FieldValue, Outcome, ReceivedTask, Ref
+from pipeworker.task import Task
+
+if TYPE_CHECKING:
+    from pipeworker.local import LocalConfig, LocalService
+
+__all__ = [
+    "HandlerResult",
+    "LocalEndpoint",
+    "TaskHarness",
+    "local_service",
+    "run_handler",
+    "serve_in_thread",
+]
+
+CANCELED_BY_SERVICE = "canceled by the service"
+_ids = itertools.count(1)
+
+
+@dataclass
+class HandlerResult:
+    """How a handler run by :class:`TaskHarness` ended.
+
+    Attributes:
+        outcome: what the worker would report (FINISHED, FAILED with errorId and message, or
+            FALSE); None when the task was cancelled by the service, as then nothing is sent.
+        progress: every progress report the handler's ``report_progress`` calls made, in order;
+            calls between two reports are merged into one, as the worker merges them.
+        error: the exception the handler raised, if it raised one.
+        evaluated: the expressions the handler evaluated.
+    """
+
+    outcome: Outcome | None
+    progress: list[dict[str, str | Ref]] = field(default_factory=list)
+    error: BaseException | None = None
+    evaluated: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str | None:
+        """``"FINISHED"``, ``"FAILED"``, ``"FALSE"``, or None when nothing would be reported."""
+        return None if self.outcome is None else self.outcome.status
+
+    @property
+    def fields(self) -> dict[str, str | Ref]:
+        """Every field reported, later reports overriding earlier ones."""
+        merged: dict[str, str | Ref] = {}
+        for report in self.progress:
+            merged.update(report)
+        return merged
+
+
+class _FakeConnection(Connection):
+    """The service behind a harness task: answers expressions and checks progress fields."""
+
+    def __init__(self, expressions: Mapping[str, str] | Callable[[str], str]) -> None:
+        self.expressions = expressions
+        self.evaluated: list[str] = []
+        self._checker: Callable[[Mapping[str, str | Ref]], list[str]] | None = None
+
+    async def poll(self, queue: str) -> ReceivedTask | None:  # pragma: no cover (unused)
+        return None
+
+    async def acknowledge(self, task: ReceivedTask) -> bool:  # pragma: no cover (unused)
+        return False
+
+    async def report_progress(
+        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+    ) -> bool:  # pragma: no cover (unused)
+        return False
+
+    async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:  # pragma: no cover
+        return None
+
+    async def heartbeat(self, queue: str) -> bool:  # pragma: no cover (unused)
+        return False
+
+    async def evaluate(self, task: ReceivedTask, expression: str) -> str:
+        self.evaluated.append(expression)
+        if callable(self.expressions):
+            return self.expressions(expression)
+        try:
+            return self.expressions[expression]
+        except KeyError:
+            raise RequestRejected(
+                f"the test gave no result for the expression {expression!r}; pass "
+                f"expressions={{{expression!r}: '...'}}",
+                operation="EvaluateExpression",
+                code="InvalidRequestException",
+            ) from None
+
+    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
+        # The real service's limits, so a field the service would refuse fails the test too.
+        if self._checker is None:
+            from pipeworker.services.datapipeline import _DataPipelineConnection
+
+            self._checker = lambda values: _DataPipelineConnection.check_progress_fields(
+                self,  # type: ignore[arg-type]
+                values,
+            )
+        return self._checker(fields)
+
+
+def _normalise(fields: Mapping[str, Any]) -> dict[str, FieldValue]:
+    result: dict[str, FieldValue] = {}
+    for key, value in fields.items():
+        if isinstance(value, list | tuple):
+            result[key] = [item if isinstance(item, Ref) else str(item) for item in value]
+        elif isinstance(value, Ref):
+            result[key] = value
+        else:
+            result[key] = str(value)
+    return result
+
+
+class TaskHarness:
+    """One task, built by hand, and a handler run against it the way the worker runs it.
+
+    Args:
+        fields: the activity's fields (``{"table": "users", "input": Ref("MyS3Node")}``);
+            numbers are turned into strings, as the service sends only text.
+        objects: more objects of the pipeline, by id (data nodes, the ``Default`` object);
+            ``task.field`` follows ``parent`` references into them.
+        expressions: what ``task.evaluate`` answers: a mapping from expression to result, or a
+            function. An expression not in the mapping fails the handler's call.
+        worker_group: the task's worker group.
+        type: the activity type (``"ShellCommandActivity"``).
+        pipeline_id: the task's pipeline id.
+        attempt_id: the attempt object's id; the fields are on this object.
+        progress_interval: seconds between two progress reports while the handler runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        objects: Mapping[str, Mapping[str, Any]] | None = None,
+        expressions: Mapping[str, str] | Callable[[str], str] | None = None,
+        worker_group: str = "test-group",
+        type: str | None = None,
+        pipeline_id: str = "df-TESTPIPELINE",
+        attempt_id: str | None = None,
+        progress_interval: float = 0.01,
+    ) -> None:
+        number = next(_ids)
+        attempt = attempt_id or f"@TestActivity_2026-01-01T00:00:00_Attempt={number}"
+        all_objects: dict[str, Mapping[str, FieldValue]] = {
+            key: _normalise(value) for key, value in (objects or {}).items()
+        }
+        own = _normalise(fields or {})
+        if type is not None:
+            own.setdefault("type", type)
+        all_objects[attempt] = own
+        received = ReceivedTask(
+            id=f"test-task-{number}",
+            queue=worker_group,
+            pipeline_id=pipeline_id,
+            attempt_id=attempt,
+            objects=all_objects,
+            type=type,
+        )
+        self.connection = _FakeConnection(expressions or {})
+        self.task = Task(received, self.connection)
+        """The task the handler is given."""
+        self.progress: list[dict[str, str | Ref]] = []
+        """Progress reports so far."""
+        self._interval = progress_interval
+        self._runner: asyncio.Task[HandlerResult] | None = None
+        self._reported = asyncio.Event() if _has_loop() else None
+
+    def start(self, handler: Callable[[Task], Awaitable[None] | None]) -> None:
+        """Start *handler* on the task in the background; :meth:`wait` or :meth:`cancel` next."""
+        if self._runner is not None:
+            raise RuntimeError("this harness already ran a handler; make a new one")
+        self._reported = asyncio.Event()
+        self._runner = asyncio.create_task(self._run(handler), name=f"harness-{self.task.id}")
+
+    async def run(self, handler: Callable[[Task], Awaitable[None] | None]) -> HandlerResult:
+        """Run *handler* on the task to its end and return how it ended."""
+        self.start(handler)
+        return await self.wait()
+
+    async def wait(self) -> HandlerResult:
+        """Wait for the started handler to end; return how it ended."""
+        if self._runner is None:
+            raise RuntimeError("no handler started: call start(handler) first")
+        return await asyncio.shield(self._runner)
+
+    async def wait_for_progress(self, within: float = 5.0) -> dict[str, str | Ref]:
+        """Wait until the handler has made a progress report; return the latest one.
+
+        Raises:
+            TimeoutError: no report within *within* seconds.
+        """
+        if self._reported is None or self._runner is None:
+            raise RuntimeError("no handler started: call start(handler) first")
+        async with asyncio.timeout(within):
+            while not self.progress:
+                if self._runner.done():
+                    raise AssertionError("the handler ended without reporting progress")
+                waiter = asyncio.ensure_future(self._reported.wait())
+                await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        return self.progress[-1]
+
+    async def cancel(self, reason: str = CANCELED_BY_SERVICE) -> HandlerResult:
+        """Cancel the running handler as the service would (``canceled: true``); return the result.
+
+        An async handler sees :class:`asyncio.CancelledError`; a sync one sees ``task.cancelled``
+        turn True and is waited for. With the default *reason* the outcome is None: a cancelled
+        task sends no status.
+        """
+        if self._runner is None:
+            raise RuntimeError("no handler started: call start(handler) first")
+        self.task._cancel(reason)
+        handler = self._handler
+        # A thread cannot be interrupted: a sync handler sees task.cancelled and is waited for.
+        if handler is not None and not handler.done() and self._is_async:
+            handler.cancel(reason)
+        return await self.wait()
+
+    _handler: asyncio.Future[Any] | None = None
+    _is_async = True
+
+    def _flush(self) -> None:
+        pending = self.task._take_pending()
+        if pending:
+            self.progress.append(dict(pending))
+            if self._reported is not None:
+                self._reported.set()
+
+    async def _run(self, handler: Callable[[Task], Awaitable[None] | None]) -> HandlerResult:
+        running: asyncio.Future[Any]
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 (async callable objects)
+        ):
+            running = asyncio.ensure_future(handler(self.task))  # type: ignore[arg-type]
+        else:
+            self._is_async = False
+            context = contextvars.copy_context()
+            running = asyncio.get_running_loop().run_in_executor(
+                None, context.run, handler, self.task
+            )
+        self._handler = running
+        error: BaseException | None = None
+        try:
+            while not running.done():
+                await asyncio.wait({running}, timeout=self._interval)
+                self._flush()
+            running.result()
+        except asyncio.CancelledError as exc:
+            if self.task.cancel_reason is None:
+                raise  # the test itself was cancelled
+            error = exc
+        except Exception as exc:
+            error = exc
+        finally:
+            self._flush()
+        if error is None:
+            outcome: Outcome | None = (
+                None if self.task.cancel_reason == CANCELED_BY_SERVICE else Outcome.finished()
+            )
+        elif isinstance(error, asyncio.CancelledError):
+            outcome = (
+                None
+                if self.task.cancel_reason == CANCELED_BY_SERVICE
+                else Outcome.failed("RunnerShutdown", str(self.task.cancel_reason))
+            )
+        else:
+            outcome = outcome_of(error)
+        return HandlerResult(outcome, list(self.progress), error, list(self.connection.evaluated))
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def run_handler(
+    handler: Callable[[Task], Awaitable[None] | None],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    objects: Mapping[str, Mapping[str, Any]] | None = None,
+    expressions: Mapping[str, str] | Callable[[str], str] | None = None,
+    worker_group: str = "test-group",
+    type: str | None = None,
+) -> HandlerResult:
+    """Run *handler* once on a hand-built task and return how it ended.
+
+    The arguments are :class:`TaskHarness`'s. A handler that raises does not fail the call: the
+    exception is in ``result.error`` and ``result.outcome`` is the FAILED the worker would send.
+    """
+    harness = TaskHarness(
+        fields=fields,
+        objects=objects,
+        expressions=expressions,
+        worker_group=worker_group,
+        type=type,
+    )
+    return await harness.run(handler)
+
+
+# -- the local service, for tests that run a whole worker -----------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    """A local service running in a background thread.
+
+    Attributes:
+        endpoint_url: ``http://127.0.0.1:PORT``: give it to ``Worker(endpoint_url=...)``.
+        region: the region the client uses (any name works locally).
+        client: a boto3 Data Pipeline client for it, or None when boto3 is not installed.
+        service: the service itself, for its local-only controls (``terminate_runner``,
+            ``configure_faults``, ``stats``); call them through ``call_soon`` since it runs on
+            another thread's loop, or use the client's API calls.
+    """
+
+    endpoint_url: str
+    region: str
+    client: Any
+    service: LocalService
+    loop: asyncio.AbstractEventLoop
+
+    def call_soon(self, fn: Callable[[], Any]) -> Any:
+        """Run *fn* on the service's own thread and return its result."""
+        future = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)
+        return future.result(timeout=10)
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+@contextlib.contextmanager
+def serve_in_thread(config: LocalConfig | None = None) -> Iterator[LocalEndpoint]:
+    """Run a local service in a daemon thread for the duration of the ``with`` block.
+
+    Its own event loop keeps it independent of the test's: sync boto3 calls and async workers
+    can both talk to it.
+    """
+    from pipeworker.local import LocalConfig, LocalService
+
+    service = LocalService(config or LocalConfig(poll_hold=0.5, time_scale=0.001))
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            await service.start()
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+
+    stop_holder: list[asyncio.Event] = []
+
+    def thread_main() -> None:
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        stop_holder.append(stop)
+        loop.run_until_complete(main(stop))
+        loop.close()
+
+    thread = threading.Thread(target=thread_main, name="pipeworker-local-service", daemon=True)
+    thread.start()
+    ready.wait(10)
+    if failure:
+        raise failure[0]
+    client = _boto3_client(service.endpoint_url)
+    try:
+        yield LocalEndpoint(service.endpoint_url, "us-east-1", client, service, loop)
+    finally:
+        if client is not None:
+            client.close()
+        loop.call_soon_threadsafe(stop_holder[0].set)
+        thread.join(10)
+
+
+def _boto3_client(endpoint_url: str) -> Any:
+    try:
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config
+    except ImportError:  # pragma: no cover (boto3 is a test dependency)
+        return None
+    return boto3.client(
+        "datapipeline",
+        region_name="us-east-1",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
+    )
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover (pytest is only needed for the fixtures)
+    pass
+else:
+
+    @pytest.fixture
+    def local_service(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[LocalEndpoint]:
+        """A local Data Pipeline service for one test, with fake AWS credentials in the environment.
+
+        Yields a :class:`LocalEndpoint`: ``endpoint_url`` for ``Worker(endpoint_url=...)``,
+        ``client`` (boto3) to create and inspect pipelines. The credentials are fakes set with
+        monkeypatch, so neither the worker nor the client can reach a real AWS account.
+
+        The service runs with a 0.5 s poll hold and definition durations scaled by 0.001 (a
+        ``retryDelay`` of "2 Minutes" takes 0.12 s); define a ``local_service_config`` fixture
+        returning a :class:`~pipeworker.local.LocalConfig` to change that.
+        """
+        try:
+            config = request.getfixturevalue("local_service_config")
+        except pytest.FixtureLookupError:
+            config = None
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        with serve_in_thread(config) as endpoint:
+            yield endpoint
