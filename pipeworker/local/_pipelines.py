@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeworker.local._activation import build_run
 from pipeworker.local._definition import (
+    Component,
     Problems,
     fields_to_wire,
     parameter_values,
@@ -18,7 +19,7 @@ from pipeworker.local._definition import (
 )
 from pipeworker.local._errors import invalid_request, pipeline_not_found
 from pipeworker.local._scheduler import Scheduler
-from pipeworker.local._state import TERMINAL, Pipeline, utc_now
+from pipeworker.local._state import Pipeline, utc_now
 from pipeworker.local._taskrunner import find_pipeline
 
 __all__ = ["PipelineApi"]
@@ -106,12 +107,15 @@ class PipelineApi:
             descriptions.append(description)
         return {"pipelineDescriptionList": descriptions}
 
-    def _validate(self, params: dict[str, Any]) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+    def _validate(
+        self, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool, dict[str, Any], list[Component]]:
         objects = params["pipelineObjects"]
         parameter_objects = params.get("parameterObjects", [])
         values = parameter_values(parameter_objects, params.get("parameterValues", []))
+        components = parse_objects(objects)
         errors, warnings = validate_definition(
-            parse_objects(objects), values, [p["id"] for p in parameter_objects]
+            components, values, [p["id"] for p in parameter_objects]
         )
         answer = {
             "validationErrors": _problems(errors, "errors"),
@@ -123,7 +127,7 @@ class PipelineApi:
             "parameterObjects": parameter_objects,
             "parameterValues": params.get("parameterValues", []),
         }
-        return answer, bool(errors), definition
+        return answer, bool(errors), definition, components
 
     def validate_pipeline_definition(self, params: dict[str, Any]) -> dict[str, Any]:
         """ValidatePipelineDefinition: the checks of PutPipelineDefinition, storing nothing."""
@@ -133,11 +137,11 @@ class PipelineApi:
     def put_pipeline_definition(self, params: dict[str, Any]) -> dict[str, Any]:
         """PutPipelineDefinition: stored even when errored, but then it cannot be activated."""
         pipeline = find_pipeline(self.state, params["pipelineId"])
-        answer, errored, definition = self._validate(params)
+        answer, errored, definition, components = self._validate(params)
         pipeline.definition = definition
         pipeline.errored = errored
         if not errored:
-            pipeline.components = {c.id: c for c in parse_objects(definition["pipelineObjects"])}
+            pipeline.components = {c.id: c for c in components}
             pipeline.resolved = resolve_all(pipeline.components)
         return answer
 
@@ -161,8 +165,7 @@ class PipelineApi:
             raise invalid_request(
                 f"Pipeline {pipeline.id} has an errored definition; fix and put it again"
             )
-        unfinished = any(i.status not in TERMINAL for i in pipeline.current_run)
-        if unfinished:
+        if pipeline.open_activities:
             pipeline.state = "SCHEDULED"
             self.scheduler.resume_held(pipeline)
             return {}

@@ -53,6 +53,7 @@ class Scheduler:
     ) -> None:
         """Set the new run's statuses and release the activities that depend on nothing."""
         pipeline.current_run = [instance for instance in instances if instance.is_activity]
+        pipeline.open_activities = {instance.id for instance in pipeline.current_run}
         for instance in instances:
             if not instance.is_activity:
                 kind = instance.fields.get("type", [""])[0]
@@ -116,13 +117,14 @@ class Scheduler:
             instance.retry_handle = None
         instance.set_status(status)
         instance.stamp("@actualEndTime")
+        instance.pipeline.open_activities.discard(instance.id)
         for dependent in instance.dependents:
             self.reconsider(dependent)
         self._check_run(instance.pipeline)
 
     def _check_run(self, pipeline: Pipeline) -> None:
         run = pipeline.current_run
-        if not run or any(instance.status not in TERMINAL for instance in run):
+        if not run or pipeline.open_activities:
             return
         failed = any(instance.status != "FINISHED" for instance in run)
         pipeline.health = "ERROR" if failed else "HEALTHY"
@@ -315,6 +317,7 @@ class Scheduler:
         for key in ("errorId", "errorMessage", "errorStackTrace", "@actualEndTime"):
             instance.set(key, None)
         instance.set_status("WAITING_ON_DEPENDENCIES")
+        instance.pipeline.open_activities.add(instance.id)
         self._revive(instance)
         self.reconsider(instance)
         if instance.pipeline.state == "FINISHED":
@@ -325,6 +328,7 @@ class Scheduler:
             if dependent.status == "CASCADE_FAILED":
                 dependent.set("@actualEndTime", None)
                 dependent.set_status("WAITING_ON_DEPENDENCIES")
+                dependent.pipeline.open_activities.add(dependent.id)
                 self._revive(dependent)
 
     def mark_finished(self, instance: Instance) -> None:

@@ -8,6 +8,7 @@ read one place.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ __all__ = [
     "Runner",
     "ServiceState",
     "Task",
+    "now_text",
     "utc_now",
 ]
 
@@ -37,6 +39,18 @@ FAILED_LIKE = TERMINAL - {"FINISHED"}
 def utc_now() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
+
+
+_now_cache: list[Any] = [-1, ""]
+
+
+def now_text() -> str:
+    """The current time as the service writes it; formatted once per second (a hot path)."""
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache[0] = second
+        _now_cache[1] = format_datetime(datetime.fromtimestamp(second, UTC))
+    return str(_now_cache[1])
 
 
 class _Object:
@@ -63,7 +77,7 @@ class _Object:
 
     def stamp(self, key: str, moment: datetime | None = None) -> None:
         """Set a date field to *moment* (now by default), in the service's date format."""
-        self.fields[key] = [format_datetime(moment or utc_now())]
+        self.fields[key] = [format_datetime(moment) if moment else now_text()]
 
 
 class Instance(_Object):
@@ -164,6 +178,8 @@ class Pipeline:
     attempts: dict[str, Attempt] = field(default_factory=dict)
     paused_components: set[str] = field(default_factory=set)
     current_run: list[Instance] = field(default_factory=list)
+    # Ids of the run's activities not yet in a terminal status: "is the run over?" in O(1).
+    open_activities: set[str] = field(default_factory=set)
     last_run_start: datetime | None = None
     health: str = ""
 
