@@ -29,6 +29,7 @@ __all__ = [
 
 DEFAULT_ID = "Default"
 MAX_FIELDS = 50
+MAX_OBJECT_BYTES = 15_360
 MAX_RETRIES = 5
 # Fields whose references are structural, not objects a task needs to see.
 STRUCTURAL_REFS = frozenset({"parent", "dependsOn", "schedule"})
@@ -207,6 +208,13 @@ def _check_component(
     problems: list[str] = []
     if len(component.fields) > MAX_FIELDS:
         problems.append(f"Object has {len(component.fields)} fields; the limit is {MAX_FIELDS}")
+    size = sum(
+        len(key.encode()) + len((v.id if isinstance(v, Ref) else v).encode())
+        for key, values in component.fields.items()
+        for v in values
+    )
+    if size > MAX_OBJECT_BYTES:
+        problems.append(f"Object is {size} bytes (UTF-8); the limit is {MAX_OBJECT_BYTES}")
     for key, values in component.fields.items():
         for value in values:
             if isinstance(value, Ref):

@@ -76,6 +76,8 @@ async def test_definition_errors_and_warnings_are_reported_and_block_activation(
         obj("Param", type="ShellCommandActivity", workerGroup="g", command="#{myMissing}"),
         obj("Quick", type="ShellCommandActivity", workerGroup="g", retryDelay="1 minutes"),
         obj("Unused", type="S3DataNode"),
+        obj("Huge", type="S3DataNode", **{f"f{i}": "x" * 400 for i in range(40)}),
+        obj("Wide", type="S3DataNode", **{f"f{i}": "x" for i in range(51)}),
     ]
     answer = await dp.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects)
     assert answer["errored"] is True
@@ -86,6 +88,8 @@ async def test_definition_errors_and_warnings_are_reported_and_block_activation(
     assert "type" in errors["Typeless"]
     assert "maximumRetries" in errors["Retry"]
     assert "myMissing" in errors["Param"]
+    assert "15360" in errors["Huge"]
+    assert "limit is 50" in errors["Wide"]
     warnings = {w["id"]: " ".join(w["warnings"]) for w in answer["validationWarnings"]}
     assert "2 minutes" in warnings["Quick"]
     assert "references it" in warnings["Unused"]
