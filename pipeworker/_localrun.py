@@ -86,8 +86,8 @@ def _ensure_credentials() -> None:
     shared = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
     if configured or Path(shared).expanduser().is_file():
         return
-    os.environ["AWS_ACCESS_KEY_ID"] = "pipeworker-local"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "pipeworker-local"
+    os.environ["AWS_ACCESS_KEY_ID"] = "AKIDLOCALFAKE"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local-fake-secret"
 
 
 def _region(worker: Worker, region: str | None) -> str:
