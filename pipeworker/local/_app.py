@@ -22,6 +22,7 @@ from pipeworker._model import validate_input
 from pipeworker.local._errors import COMMON, VALIDATE, ApiError, internal_error
 from pipeworker.local._faults import Fault, FaultInjector
 from pipeworker.local._ratelimit import RateLimiter
+from pipeworker.local._taskrunner import CONNECTION_ALIVE
 
 __all__ = ["CONTENT_TYPE", "TASK_RUNNER_OPERATIONS", "Dispatcher", "Handler", "Stats"]
 
@@ -200,6 +201,10 @@ class Dispatcher:
         if problems:
             raise _validation(problems)
         handler, is_async = entry
+        if operation == "PollForTask":
+            transport = request.transport
+            if transport is not None:
+                CONNECTION_ALIVE.set(lambda: not transport.is_closing())
         result = handler(params)
         if is_async:
             result = await result  # type: ignore[misc]

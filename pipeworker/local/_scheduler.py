@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeworker.local._config import LocalConfig
@@ -35,6 +36,17 @@ WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PAUSED"})
 class _Waiter:
     future: asyncio.Future[Task | None]
     hostname: str
+    alive: Callable[[], bool] | None
+
+    def ready(self) -> bool:
+        # A poll whose client hung up would strand the task until the acknowledgement window
+        # ran out; skip it and give the task to a poll that can still receive it.
+        if self.future.done():
+            return False
+        if self.alive is not None and not self.alive():
+            _expire(self.future)
+            return False
+        return True
 
 
 class Scheduler:
@@ -94,7 +106,7 @@ class Scheduler:
         waiters = self._waiters.get(instance.worker_group)
         while waiters:
             waiter = waiters.popleft()
-            if not waiter.future.done():
+            if waiter.ready():
                 waiter.future.set_result(self._hand_out(instance, waiter.hostname))
                 return
         if not instance.in_queue:
@@ -136,8 +148,13 @@ class Scheduler:
 
     # --- polls and leases -------------------------------------------------------------------
 
-    async def wait_for_task(self, worker_group: str, hostname: str) -> Task | None:
-        """A task for *worker_group*: at once if one is runnable, else the first within the hold."""
+    async def wait_for_task(
+        self, worker_group: str, hostname: str, alive: Callable[[], bool] | None = None
+    ) -> Task | None:
+        """A task for *worker_group*: at once if one is runnable, else the first within the hold.
+
+        *alive* tells whether the polling client is still connected.
+        """
         instance = self._take(worker_group)
         if instance is not None:
             return self._hand_out(instance, hostname)
@@ -146,7 +163,7 @@ class Scheduler:
             return None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Task | None] = loop.create_future()
-        waiter = _Waiter(future, hostname)
+        waiter = _Waiter(future, hostname, alive)
         waiters = self._waiters.setdefault(worker_group, deque())
         waiters.append(waiter)
         timer = loop.call_later(hold, _expire, future)

@@ -6,6 +6,8 @@ Each takes the request's (already validated) parameters and returns the response
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from pipeworker.local._activation import pipeline_lookup
@@ -22,7 +24,12 @@ from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._state import Pipeline, Runner, ServiceState, Task, utc_now
 from pipeworker.local._values import Ref, Value
 
-__all__ = ["TaskRunnerApi", "find_pipeline"]
+__all__ = ["CONNECTION_ALIVE", "TaskRunnerApi", "find_pipeline"]
+
+CONNECTION_ALIVE: ContextVar[Callable[[], bool] | None] = ContextVar(
+    "CONNECTION_ALIVE", default=None
+)
+"""Set by the HTTP layer for each request: whether its client is still connected."""
 
 # Keys a progress report may not overwrite: the service's own bookkeeping.
 _RESERVED_PREFIX = "@"
@@ -56,7 +63,9 @@ class TaskRunnerApi:
 
     async def poll_for_task(self, params: dict[str, Any]) -> dict[str, Any]:
         """PollForTask: hold until a task for the exact worker group is runnable."""
-        task = await self.scheduler.wait_for_task(params["workerGroup"], params.get("hostname", ""))
+        task = await self.scheduler.wait_for_task(
+            params["workerGroup"], params.get("hostname", ""), CONNECTION_ALIVE.get()
+        )
         if task is None:
             return {}
         return {"taskObject": self.task_object(task)}

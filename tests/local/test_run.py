@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+import pytest
+
 from pipeworker.local import LocalService
 from tests.local.conftest import obj, ref
 from tests.local.helpers import chain_definition, fields_of, start_pipeline
@@ -160,3 +163,23 @@ async def test_heartbeat_answers_terminate_once_the_runner_is_marked(
     assert (await dp.report_task_runner_heartbeat(taskrunnerId="runner-1"))["terminate"] is True
     assert (await dp.report_task_runner_heartbeat(taskrunnerId="runner-2"))["terminate"] is False
     assert service.state.runners["runner-1"].worker_group == "wg-1"
+
+
+async def test_a_task_skips_a_poll_whose_client_hung_up(
+    make_service: Any, make_client: Any
+) -> None:
+    service: LocalService = await make_service(poll_hold=5.0)
+    dp = await make_client(service)
+    await start_pipeline(dp, chain_definition())
+    first = (await dp.poll_for_task(workerGroup="wg-1"))["taskObject"]
+    async with aiohttp.ClientSession() as http:
+        params = {"Action": "PollForTask", "workerGroup": "wg-1"}
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await http.get(service.endpoint_url + "/", params=params)
+    await asyncio.sleep(0.05)
+    await dp.set_task_status(taskId=first["taskId"], taskStatus="FINISHED")
+    # The abandoned poll did not swallow Transform: the next poll gets its first attempt.
+    second = (await dp.poll_for_task(workerGroup="wg-1"))["taskObject"]
+    assert second["attemptId"].startswith("@Transform_")
+    assert second["attemptId"].endswith("_Attempt=1")
