@@ -341,6 +341,10 @@ class Supervisor:
         assert connection is not None
         received = task._received
         interval = self._config.progress_interval
+        if received.lease_seconds is not None:
+            # A pipeline may set a reportProgressTimeout shorter than the worker's cadence:
+            # report at least three times per lease so one lost report does not lose it.
+            interval = min(interval, received.lease_seconds / 3)
         fields = None
         first = True
         while True:

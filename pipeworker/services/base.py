@@ -70,6 +70,8 @@ class ReceivedTask:
         attempt_id: the object of this attempt; fields and expressions start from it.
         objects: every object the task came with, by id, fields as Python values.
         type: the activity's type (``"ShellCommandActivity"``), or None if the task has none.
+        lease_seconds: this task's own lease when it sets one shorter than the service's
+            (Data Pipeline's ``reportProgressTimeout``); progress is reported well inside it.
     """
 
     id: str
@@ -78,6 +80,7 @@ class ReceivedTask:
     attempt_id: str
     objects: Mapping[str, Mapping[str, FieldValue]]
     type: str | None = None
+    lease_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ from pipeworker.services.base import (
     truncate_tail,
 )
 
-__all__ = ["DataPipeline", "map_error"]
+__all__ = ["DataPipeline", "map_error", "period_seconds", "status_params", "task_from_wire"]
 
 SERVICE: Final = "datapipeline"
 POLL_HOLD = 90.0
@@ -184,6 +184,18 @@ def _fields_from_wire(fields: list[Mapping[str, str]]) -> dict[str, FieldValue]:
     return result
 
 
+_PERIOD = re.compile(r"\s*(\d+)\s*(second|minute|hour|day|week)s?\s*", re.IGNORECASE)
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def period_seconds(text: str) -> float | None:
+    """Seconds in a Data Pipeline period such as ``"10 Minutes"``; None if it is not one."""
+    match = _PERIOD.fullmatch(text)
+    if match is None:
+        return None
+    return int(match[1]) * _UNIT_SECONDS[match[2].lower()]
+
+
 def task_from_wire(queue: str, task: Mapping[str, Any]) -> ReceivedTask:
     """Translate PollForTask's ``taskObject``."""
     objects = {
@@ -192,6 +204,7 @@ def task_from_wire(queue: str, task: Mapping[str, Any]) -> ReceivedTask:
     }
     attempt_id = task.get("attemptId", "")
     kind = resolve_field(objects, attempt_id, "type")
+    timeout = resolve_field(objects, attempt_id, "reportProgressTimeout")
     return ReceivedTask(
         id=task["taskId"],
         queue=queue,
@@ -199,6 +212,7 @@ def task_from_wire(queue: str, task: Mapping[str, Any]) -> ReceivedTask:
         attempt_id=attempt_id,
         objects=objects,
         type=kind if isinstance(kind, str) else None,
+        lease_seconds=period_seconds(timeout) if isinstance(timeout, str) else None,
     )
 
 

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from aiobotocore.session import get_session
+
 from pipeworker import Task, Worker
 from pipeworker.local import LocalService
 from tests.worker.conftest import activities, calls, eventually, start_pipeline, statuses
@@ -105,3 +107,29 @@ async def test_sync_handler_learns_of_cancellation_through_the_task(
         await eventually(noticed.is_set)
     assert seen["reason"] == "canceled by the service"
     assert calls(service, "SetTaskStatus") == 0
+
+
+async def test_a_pipelines_shorter_report_progress_timeout_is_kept(
+    make_service: Callable[..., Any], make_worker: Callable[..., Worker]
+) -> None:
+    # The worker reports every 2 s, but the activity's lease is 1 s: the task must keep it.
+    real_time = await make_service(time_scale=1.0)
+    worker = make_worker(endpoint_url=real_time.endpoint_url, progress_interval=2.0)
+
+    @worker.activity("wg-short-lease")
+    async def handle(task: Task) -> None:
+        await asyncio.sleep(1.5)
+
+    client = get_session().create_client(
+        "datapipeline", region_name="us-east-1", endpoint_url=real_time.endpoint_url
+    )
+    async with client as dp, worker:
+        pipeline_id = await start_pipeline(
+            dp, activities("wg-short-lease", "Held", reportProgressTimeout="1 seconds")
+        )
+        await eventually(lambda: _status_is(dp, pipeline_id, "Held", "FINISHED"))
+    assert calls(real_time, "ReportTaskProgress") >= 4  # ack, then every ~1/3 s
+
+
+async def _status_is(dp: Any, pipeline_id: str, name: str, status: str) -> bool:
+    return (await statuses(dp, pipeline_id)).get(name) == status

@@ -148,3 +148,29 @@ def test_handler_that_cannot_take_a_task_is_refused() -> None:
 async def test_serving_without_activities_is_an_error() -> None:
     with pytest.raises(ConfigurationError, match="no activity is registered"):
         await Worker().serve()
+
+
+async def test_missing_credentials_fail_at_start_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    worker = Worker(region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    worker.activity("wg-1")(noop)
+    with pytest.raises(ConfigurationError, match="no AWS credentials found"):
+        await worker.serve()
+
+
+async def test_missing_region_fails_at_start_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    worker = Worker()
+    worker.activity("wg-1")(noop)
+    with pytest.raises(ConfigurationError, match="no AWS region"):
+        async with worker:
+            pass

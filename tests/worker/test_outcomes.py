@@ -8,7 +8,7 @@ from pipeworker import Outcome, PreconditionNotMet, Ref, TaskFailed
 from pipeworker._model import validate_input
 from pipeworker._supervisor import outcome_of
 from pipeworker.services.base import ReceivedTask, resolve_field, truncate_head, truncate_tail
-from pipeworker.services.datapipeline import status_params, task_from_wire
+from pipeworker.services.datapipeline import period_seconds, status_params, task_from_wire
 
 
 def raised(error: Exception) -> Exception:
@@ -120,3 +120,17 @@ def test_task_objects_become_python_values_with_inheritance() -> None:
     assert resolve_field(task.objects, task.attempt_id, "@status") == "RUNNING"
     assert resolve_field(task.objects, task.attempt_id, "role") == "r"
     assert resolve_field(task.objects, task.attempt_id, "missing") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10 Minutes", 600), ("1 hour", 3600), ("30 seconds", 30), ("2 Days", 172800), ("soon", None)],
+)
+def test_report_progress_timeout_sets_a_tasks_own_lease(text: str, seconds: float | None) -> None:
+    wire = {
+        "taskId": "t",
+        "attemptId": "a",
+        "objects": {"a": {"fields": [{"key": "reportProgressTimeout", "stringValue": text}]}},
+    }
+    assert period_seconds(text) == seconds
+    assert task_from_wire("wg", wire).lease_seconds == seconds
