@@ -249,6 +249,10 @@ class Supervisor:
                     continue
                 observer.poll_finished(queue, received)
                 if received is not None:
+                    # Counted before the scope starts, so the shutdown cannot see "idle" while
+                    # a task from the last poll is about to begin.
+                    self._active += 1
+                    self._idle.clear()
                     self._tasks.create_task(self._run_task(received), name="pipeworker-task")
                     handed_over = True
             finally:
@@ -258,13 +262,12 @@ class Supervisor:
     # -- one task -------------------------------------------------------------------------------
 
     async def _run_task(self, received: ReceivedTask) -> None:
-        # Owns the slot taken by the poll that received the task; releases it when done.
+        # Owns the slot taken by the poll that received the task, and the count of active
+        # scopes the poller took for it; gives both back when done.
         connection = self._connection
         assert connection is not None
         task = Task(received, connection)
         extra = task.log_extra()
-        self._active += 1
-        self._idle.clear()
         handler: asyncio.Task[Outcome | None] | None = None
         try:
             routes = self._routes[received.queue]
