@@ -43,7 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--throttle-rate", type=float, default=0.0, help="fraction answered with a throttle")
     add("--drop-rate", type=float, default=0.0, help="fraction whose connection is dropped")
     add("--drop-after", type=float, default=0.5, help="share of drops after the call took effect")
-    add("--latency-ms", type=float, nargs=2, metavar=("MIN", "MAX"), default=(0.0, 0.0))
+    add(
+        "--latency-ms",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=(0.0, 0.0),
+        help="delay added to each task-runner call, uniform in [MIN, MAX] milliseconds",
+    )
     add("--seed", type=int, default=None, help="seed of the fault RNG")
     add("--log-level", default="WARNING", help="logging level (WARNING)")
     return parser
