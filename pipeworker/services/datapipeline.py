@@ -58,7 +58,14 @@ from pipeworker.services.base import (
     truncate_tail,
 )
 
-__all__ = ["DataPipeline", "map_error", "period_seconds", "status_params", "task_from_wire"]
+__all__ = [
+    "DataPipeline",
+    "check_progress_fields",
+    "map_error",
+    "period_seconds",
+    "status_params",
+    "task_from_wire",
+]
 
 SERVICE: Final = "datapipeline"
 POLL_HOLD = 90.0
@@ -140,6 +147,18 @@ def _field_shapes() -> tuple[Any, Any]:
     assert shape is not None
     members = shape.members["fields"].member.members  # type: ignore[attr-defined]
     return members["key"], members["stringValue"]
+
+
+def check_progress_fields(fields: Mapping[str, str | Ref]) -> list[str]:
+    """What ReportTaskProgress would reject in *fields* (key and value lengths, characters)."""
+    key_shape, value_shape = _field_shapes()
+    problems: list[str] = []
+    for key, value in fields.items():
+        problems += check_value(key_shape, key, f"field name {key[:40]!r}")
+        text = value.id if isinstance(value, Ref) else value
+        shape = key_shape if isinstance(value, Ref) else value_shape
+        problems += check_value(shape, text, f"field {key[:40]!r}")
+    return problems
 
 
 def _clean(text: str) -> str:
@@ -375,11 +394,4 @@ class _DataPipelineConnection(Connection):
         return str(response.get("evaluatedExpression", ""))
 
     def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        key_shape, value_shape = _field_shapes()
-        problems: list[str] = []
-        for key, value in fields.items():
-            problems += check_value(key_shape, key, f"field name {key[:40]!r}")
-            text = value.id if isinstance(value, Ref) else value
-            shape = key_shape if isinstance(value, Ref) else value_shape
-            problems += check_value(shape, text, f"field {key[:40]!r}")
-        return problems
+        return check_progress_fields(fields)

@@ -8,7 +8,12 @@ from pipeworker import Outcome, PreconditionNotMet, Ref, TaskFailed
 from pipeworker._model import validate_input
 from pipeworker._supervisor import outcome_of
 from pipeworker.services.base import ReceivedTask, resolve_field, truncate_head, truncate_tail
-from pipeworker.services.datapipeline import period_seconds, status_params, task_from_wire
+from pipeworker.services.datapipeline import (
+    check_progress_fields,
+    period_seconds,
+    status_params,
+    task_from_wire,
+)
 
 
 def raised(error: Exception) -> Exception:
@@ -134,3 +139,14 @@ def test_report_progress_timeout_sets_a_tasks_own_lease(text: str, seconds: floa
     }
     assert period_seconds(text) == seconds
     assert task_from_wire("wg", wire).lease_seconds == seconds
+
+
+def test_progress_fields_are_checked_against_the_model_before_sending() -> None:
+    assert check_progress_fields({"rows": "42", "target": Ref("Out")}) == []
+    problems = check_progress_fields({"k" * 300: "v", "big": "x" * 10241, "bell": "\x07"})
+    assert problems == [
+        f"field name {'k' * 40!r}: 300 characters, the maximum is 256",
+        "field 'big': 10241 characters, the maximum is 10240",
+        problems[2],
+    ]
+    assert problems[2].startswith("field 'bell': contains characters outside the pattern")
