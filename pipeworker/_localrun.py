@@ -145,6 +145,7 @@ class _Row:
     started: str = ""
     ended: str = ""
     error: str = ""
+    worker_group: str = ""
 
 
 class _Driver:
@@ -237,9 +238,24 @@ class _Driver:
         self.say(f"pipeline {pipeline_id} ({self.path}) activated")
         return pipeline_id
 
+    def _check_groups(self, rows: list[_Row]) -> None:
+        polled = {activity.queue for activity in self.worker.activities.values()}
+        stranded = sorted(
+            f"{row.name} ({row.worker_group or 'no workerGroup'})"
+            for row in rows
+            if row.worker_group not in polled and row.status not in _TERMINAL
+        )
+        if stranded:
+            raise LocalRunError(
+                f"{self.path}: these activities would wait forever, as no handler of this worker "
+                f"serves their worker group: {', '.join(stranded)}; the worker polls "
+                f"{', '.join(sorted(polled))}"
+            )
+
     async def _supervise(
         self, client: Any, pipeline_id: str, endpoint_url: str, keep_running: bool
     ) -> int:
+        self._check_groups(await self._rows(client, pipeline_id))
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
         started = time.monotonic()
         rows: list[_Row] = []
@@ -313,6 +329,7 @@ class _Driver:
                         started=fields.get("@actualStartTime", ""),
                         ended=fields.get("@actualEndTime", ""),
                         error=fields.get("errorMessage", ""),
+                        worker_group=fields.get("workerGroup", ""),
                     )
                 )
         return rows

@@ -572,3 +572,22 @@ def test_local_progress_refreshes_one_line_on_a_terminal(monkeypatch: pytest.Mon
     assert "\r\x1b[K[" in text
     status_lines = [line for line in text.split("\n") if "tasks:" in line]
     assert len(status_lines) == 1  # every update rewrote the same line
+
+
+def test_local_refuses_activities_no_handler_serves(
+    capsys: pytest.CaptureFixture[str], write_app: Callable[..., str], tmp_path: Path
+) -> None:
+    app = write_app(FAILING_APP)
+    pipeline = {
+        "objects": [
+            {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-local"},
+            {"id": "Mine", "type": "ShellCommandActivity"},
+            {"id": "Other", "type": "ShellCommandActivity", "workerGroup": "wg-elsewhere"},
+        ]
+    }
+    (tmp_path / "other.json").write_text(json.dumps(pipeline))
+    code, _, err = run(capsys, f"{app}:worker", "--local", "--pipeline", "other.json")
+    assert code == 2
+    assert "would wait forever" in err
+    assert "Other (wg-elsewhere)" in err
+    assert "Mine" not in err.split("forever")[1]
