@@ -177,7 +177,7 @@ exit codes:
   0  the worker stopped normally (SIGTERM/SIGINT, or the service asked it to terminate);
      with --local, every pipeline object finished
   1  the worker failed while running; with --local, a pipeline object failed
-  2  a usage or configuration error (nothing was sent to the service)
+  2  a usage or configuration error (found before any task was polled)
 
 examples:
   python -m pipeworker examples.hello:worker --local
