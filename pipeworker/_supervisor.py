@@ -331,9 +331,19 @@ class Supervisor:
             if reason == FORCED:
                 raise
             return None  # cancelled by the service or lease lost: nothing may be sent
+        except (TaskFailed, PreconditionNotMet) as exc:
+            return outcome_of(exc)  # the handler's own choice; the status line logs it
         except Exception as exc:
-            log.info(
-                "task %s failed: %s: %s", task.id, type(exc).__name__, exc, extra=task.log_extra()
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+                # Start the trace at the handler: this frame is the same in every report.
+                exc.__traceback__ = exc.__traceback__.tb_next
+            # Unexpected: the operator needs the whole trace, not only the truncated one sent.
+            log.warning(
+                "task %s: the handler raised %s",
+                task.id,
+                type(exc).__name__,
+                exc_info=exc,
+                extra=task.log_extra(),
             )
             return outcome_of(exc)
         return Outcome.finished()
@@ -427,7 +437,8 @@ class Supervisor:
                 extra=task.log_extra(),
             )
         else:
-            log.info("task %s %s", task.id, outcome.status, extra=task.log_extra())
+            detail = f" ({outcome.error_id}: {outcome.message})" if outcome.error_id else ""
+            log.info("task %s %s%s", task.id, outcome.status, detail, extra=task.log_extra())
 
     # -- background -------------------------------------------------------------------------------
 

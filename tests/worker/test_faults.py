@@ -147,3 +147,31 @@ async def test_long_polls_on_many_worker_groups_never_starve_progress_reports(
 async def _finished(dp: Any, pipeline_id: str) -> bool:
     found = await attempts(dp, pipeline_id)
     return bool(found) and found[0]["@status"] == "FINISHED"
+
+
+async def test_dropped_connections_are_retried_and_no_status_is_lost(
+    make_service: Callable[..., Awaitable[LocalService]], make_worker: Callable[..., Worker]
+) -> None:
+    # A poll dropped after the service handed out its task strands that task until the
+    # acknowledgement deadline, so this service reassigns after 0.5 s.
+    flaky = await make_service(ack_timeout=0.5)
+    worker = make_worker(endpoint_url=flaky.endpoint_url, progress_interval=0.05)
+    worker.activity("wg-drops")(_short)
+    client = get_session().create_client(
+        "datapipeline", region_name="us-east-1", endpoint_url=flaky.endpoint_url
+    )
+    async with client as dp:
+        pipeline_id = await start_pipeline(dp, activities("wg-drops", *(f"D{n}" for n in range(6))))
+        flaky.configure_faults(drop_rate=0.2, seed=3)
+        async with worker:
+
+            async def all_finished() -> bool:
+                found = await attempts(dp, pipeline_id)
+                finished = {
+                    a["@instanceParent"]["ref"] for a in found if a["@status"] == "FINISHED"
+                }
+                return len(finished) == 6
+
+            await eventually(all_finished, within=20)
+    faults = flaky.stats()["faults"]
+    assert faults.get("drop_before", 0) + faults.get("drop_after", 0) > 0

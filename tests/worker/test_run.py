@@ -76,14 +76,16 @@ async def test_each_outcome_reaches_the_service(
             _ = {}["missing"]  # an unexpected exception
         if name == "@Checks":
             raise PreconditionNotMet("no data yet")
+        if name == "@Reserved":
+            raise TaskFailed("Service_Oops", "the service reserves this prefix")
 
     pipeline_id = await start_pipeline(
-        dp, activities("wg-outcomes", "Works", "Fails", "Crashes", "Checks")
+        dp, activities("wg-outcomes", "Works", "Fails", "Crashes", "Checks", "Reserved")
     )
     async with worker:
 
         async def all_ended() -> bool:
-            return len([a for a in await attempts(dp, pipeline_id) if "@actualEndTime" in a]) == 4
+            return len([a for a in await attempts(dp, pipeline_id) if "@actualEndTime" in a]) == 5
 
         await eventually(all_ended)
     by_name = {
@@ -97,6 +99,10 @@ async def test_each_outcome_reaches_the_service(
     assert by_name["@Crashes"]["errorId"] == "KeyError"
     assert by_name["@Crashes"]["errorMessage"] == "'missing'"
     assert by_name["@Crashes"]["errorStackTrace"].endswith("KeyError: 'missing'\n")
+    assert "in handle" in by_name["@Crashes"]["errorStackTrace"]
+    assert "_supervisor.py" not in by_name["@Crashes"]["errorStackTrace"]
+    assert by_name["@Reserved"]["@status"] == "FAILED"
+    assert by_name["@Reserved"]["errorId"] == "Task_Service_Oops"
     assert by_name["@Checks"]["@status"] == "FALSE"
 
 
