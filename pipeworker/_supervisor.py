@@ -91,6 +91,11 @@ class Hooks(Protocol):
     async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def outcome_of(error: BaseException | None) -> Outcome:
     """The outcome of a handler that returned (None) or raised *error*."""
     if error is None:
@@ -267,25 +272,26 @@ class Supervisor:
         connection = self._connection
         assert connection is not None
         task = Task(received, connection)
-        extra = task.log_extra()
         handler: asyncio.Task[Outcome | None] | None = None
         try:
             routes = self._routes[received.queue]
             activity = routes.get(received.type) or routes.get(None)
             if self._past_deadline:
                 log.info(
-                    "task %s received after the grace period: handed back", task.id, extra=extra
+                    "task %s received after the grace period: handed back",
+                    task.id,
+                    extra=task.log_extra(),
                 )
                 await self._finish(task, Outcome.failed(SHUTDOWN_ERROR_ID, SHUTTING_DOWN))
                 return
             if activity is None:
                 message = f"no handler for activity type {received.type!r} on {received.queue!r}"
-                log.error("task %s: %s", task.id, message, extra=extra)
+                log.error("task %s: %s", task.id, message, extra=task.log_extra())
                 await self._finish(task, Outcome.failed(NO_HANDLER_ERROR_ID, message))
                 return
-            handler = asyncio.create_task(self._invoke(activity, task), name=f"task-{task.id}")
+            handler = asyncio.create_task(self._invoke(activity, task), name="pipeworker-handler")
             self._running[task] = handler
-            log.info("task %s started (%s)", task.id, activity.name, extra=extra)
+            log.info("task %s started (%s)", task.id, activity.name, extra=task.log_extra())
             self._observer.task_started(task)
             await self._keep_lease(task, handler)
             outcome = await handler
@@ -297,7 +303,7 @@ class Supervisor:
             try:
                 await self._hooks.on_task_end(task, outcome)
             except Exception:
-                log.exception("on_task_end() failed for task %s", task.id, extra=extra)
+                log.exception("on_task_end() failed for task %s", task.id, extra=task.log_extra())
         except asyncio.CancelledError:
             # Only a forced stop cancels this scope; the lease runs out and the service retries.
             if handler is not None:
@@ -350,61 +356,78 @@ class Supervisor:
 
     async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
         """Acknowledge at once, then report progress until the handler ends or must stop."""
-        connection = self._connection
-        assert connection is not None
         received = task._received
         interval = self._config.progress_interval
         if received.lease_seconds is not None:
             # A pipeline may set a reportProgressTimeout shorter than the worker's cadence:
             # report at least three times per lease so one lost report does not lose it.
             interval = min(interval, received.lease_seconds / 3)
-        fields = None
         first = True
-        while True:
-            try:
-                if first:
-                    canceled = await _retry.call(
-                        _retry.PROGRESS,
-                        lambda: connection.acknowledge(received),
-                        on_retry=self._call_failed,
-                    )
-                    first = False
-                else:
-                    fields = task._take_pending()
-                    canceled = await _retry.call(
-                        _retry.PROGRESS,
-                        lambda fields=fields: connection.report_progress(  # type: ignore[misc]
-                            received, fields
-                        ),
-                        on_retry=self._call_failed,
-                    )
-                    fields = None
-                self._observer.progress_reported(task, canceled)
-            except LeaseLost as exc:
-                self._cancel(task, handler, f"lease lost: {exc}")
-                log.warning("task %s: lease lost (%s)", task.id, exc, extra=task.log_extra())
-                return
-            except ServiceError as exc:
-                # The next report is the retry; keep unsent fields for it.
+        # One waiter per tick, woken by a timer or by the handler's end; cheaper per task than
+        # asyncio.wait(), which builds a coroutine, sets and callbacks on every tick.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] | None = None
+
+        def handler_done(_: object) -> None:
+            if waiter is not None:
+                _wake(waiter)
+
+        handler.add_done_callback(handler_done)
+        try:
+            while True:
+                if not await self._report(task, handler, first):
+                    return
                 first = False
-                if fields:
-                    pending = task._take_pending() or {}
-                    task._pending = {**fields, **pending}
-                self._call_failed(exc)
-                log.warning(
-                    "task %s: progress report failed: %s", task.id, exc, extra=task.log_extra()
+                if handler.done():
+                    return
+                waiter = loop.create_future()
+                delay = interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
+                timer = loop.call_later(delay, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                if handler.done():
+                    return
+        finally:
+            handler.remove_done_callback(handler_done)
+
+    async def _report(self, task: Task, handler: asyncio.Task[Outcome | None], first: bool) -> bool:
+        """Send the acknowledgement or a progress report; False once the lease is over."""
+        connection = self._connection
+        assert connection is not None
+        received = task._received
+        fields = None if first else task._take_pending()
+        try:
+            if first:
+                canceled = await _retry.call(
+                    _retry.PROGRESS,
+                    lambda: connection.acknowledge(received),
+                    on_retry=self._call_failed,
                 )
             else:
-                if canceled:
-                    self._cancel(task, handler, CANCELED_BY_SERVICE)
-                    log.info("task %s cancelled by the service", task.id, extra=task.log_extra())
-                    return
-            if handler.done():
-                return
-            delay = interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
-            done, _ = await asyncio.wait((handler,), timeout=delay)
-            if done:
-                return
+                canceled = await _retry.call(
+                    _retry.PROGRESS,
+                    lambda: connection.report_progress(received, fields),
+                    on_retry=self._call_failed,
+                )
+        except LeaseLost as exc:
+            self._cancel(task, handler, f"lease lost: {exc}")
+            log.warning("task %s: lease lost (%s)", task.id, exc, extra=task.log_extra())
+            return False
+        except ServiceError as exc:
+            # The next report is the retry; keep the unsent fields for it.
+            if fields:
+                task._pending = {**fields, **(task._take_pending() or {})}
+            self._call_failed(exc)
+            log.warning("task %s: progress report failed: %s", task.id, exc, extra=task.log_extra())
+            return True
+        self._observer.progress_reported(task, canceled)
+        if canceled:
+            self._cancel(task, handler, CANCELED_BY_SERVICE)
+            log.info("task %s cancelled by the service", task.id, extra=task.log_extra())
+            return False
+        return True
 
     def _cancel(self, task: Task, handler: asyncio.Task[Outcome | None], reason: str) -> None:
         task._cancel(reason)
