@@ -175,3 +175,27 @@ async def test_dropped_connections_are_retried_and_no_status_is_lost(
             await eventually(all_finished, within=20)
     faults = flaky.stats()["faults"]
     assert faults.get("drop_before", 0) + faults.get("drop_after", 0) > 0
+
+
+async def test_polls_and_reports_use_separate_clients_with_their_own_profiles(
+    service: LocalService,
+) -> None:
+    settings = ConnectionSettings(
+        region="us-east-1",
+        endpoint_url=service.endpoint_url,
+        taskrunner_id="r",
+        hostname="h",
+        queues=["a", "b", "c"],
+        max_concurrency=40,
+    )
+    async with DataPipeline().connect(settings) as connection:
+        methods = connection._methods  # type: ignore[attr-defined]
+        poll = methods["PollForTask"].__self__.meta.config
+        report = methods["SetTaskStatus"].__self__.meta.config
+        assert methods["ReportTaskProgress"].__self__ is methods["SetTaskStatus"].__self__
+        assert methods["PollForTask"].__self__ is not methods["SetTaskStatus"].__self__
+    assert poll.read_timeout > 90  # above the service's 90 s hold
+    assert poll.retries["total_max_attempts"] == 1  # the one retry layer is pipeworker's
+    assert report.retries["total_max_attempts"] == 1
+    assert poll.max_pool_connections == 4  # one poll per worker group, plus one
+    assert report.max_pool_connections == 40
