@@ -7,7 +7,7 @@ nothing here schedules anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
 
 from pipeworker import _retry
@@ -15,6 +15,18 @@ from pipeworker.exceptions import ValidationError
 from pipeworker.services.base import Connection, FieldValue, ReceivedTask, Ref, resolve_field
 
 __all__ = ["Task"]
+
+
+class _Done:
+    # An awaitable that is already complete: `await` on it returns at once.
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
 
 _task_log = logging.getLogger("pipeworker.task")
 
@@ -85,11 +97,12 @@ class Task:
             _retry.EVALUATE, lambda: self._connection.evaluate(self._received, expression)
         )
 
-    async def report_progress(self, **fields: object) -> None:
+    def report_progress(self, **fields: object) -> Awaitable[None]:
         """Send *fields* with the next progress report (strings, or :class:`Ref` s).
 
         Other values are sent as ``str(value)``. Later calls add to (and overwrite keys of) the
-        fields not yet sent.
+        fields not yet sent. The fields are taken at once, so sync handlers (in their thread) may
+        call it without ``await``; async handlers write ``await task.report_progress(...)``.
 
         Raises:
             ValidationError: a key or value the service would reject; nothing is queued.
@@ -101,10 +114,10 @@ class Task:
         problems = self._connection.check_progress_fields(converted)
         if problems:
             raise ValidationError(f"report_progress(): {'; '.join(problems)}")
-        if self._pending is None:
-            self._pending = converted
-        else:
-            self._pending.update(converted)
+        # One assignment of a new dict: safe against the loop taking the pending fields while
+        # a handler thread adds to them.
+        self._pending = {**self._pending, **converted} if self._pending else converted
+        return _DONE
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

@@ -151,6 +151,26 @@ def _default_taskrunner_id() -> str:
 class Worker:
     """A task runner: register handlers with :attr:`activity`, then run it.
 
+    Subclassing is the pattern for workers that hold resources: declare activities as methods
+    with ``@Worker.activity(...)`` and override the lifecycle hooks::
+
+        class Exporter(Worker):
+            def __init__(self, *, dsn: str, **settings: Any) -> None:
+                super().__init__(**settings)
+                self.dsn = dsn
+
+            async def on_startup(self) -> None:
+                self.db = await connect(self.dsn)
+
+            async def on_shutdown(self) -> None:
+                await self.db.close()
+
+            @Worker.activity("wg-export")
+            async def export(self, task: Task) -> None:
+                await self.db.copy(task.field("table"))
+
+    Each instance registers its own bound methods, so instances never share registrations.
+
     Args:
         service: the service to poll; ``DataPipeline()`` by default.
         region: AWS region; None reads the usual AWS settings (environment, config files).

@@ -116,12 +116,16 @@ async def test_sync_handlers_run_in_threads_while_progress_is_reported(
     def handle(task: Task) -> None:
         threads.append(threading.current_thread().name)
         # Blocks its thread, not the loop: progress reports keep flowing meanwhile.
-        threading.Event().wait(0.5)
+        threading.Event().wait(0.25)
+        task.report_progress(half="done")  # taken at once: no await needed in a thread
+        threading.Event().wait(0.25)
 
     pipeline_id = await start_pipeline(dp, activities("wg-sync", "Blocking"))
     async with worker:
         await eventually(lambda: _all(statuses(dp, pipeline_id), "FINISHED", ["Blocking"]))
     assert threads[0].startswith("pipeworker-handler")
+    (attempt,) = await attempts(dp, pipeline_id)
+    assert attempt["half"] == "done"
     assert calls(service, "ReportTaskProgress") >= 5  # ack + reports every ~0.05 s for 0.5 s
 
 
