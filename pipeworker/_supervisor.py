@@ -295,6 +295,8 @@ class Supervisor:
             self._observer.task_started(task)
             await self._keep_lease(task, handler)
             outcome = await handler
+            if outcome is not None and task._pending and not await self._report(task, handler):
+                outcome = None  # the last fields are sent first; the answer took the task back
             if task.cancel_reason not in (None, SHUTTING_DOWN):
                 outcome = None  # the service took the task back: nothing more may be sent
             if outcome is not None:
@@ -392,7 +394,9 @@ class Supervisor:
         finally:
             handler.remove_done_callback(handler_done)
 
-    async def _report(self, task: Task, handler: asyncio.Task[Outcome | None], first: bool) -> bool:
+    async def _report(
+        self, task: Task, handler: asyncio.Task[Outcome | None], first: bool = False
+    ) -> bool:
         """Send the acknowledgement or a progress report; False once the lease is over."""
         connection = self._connection
         assert connection is not None
