@@ -347,9 +347,10 @@ class Supervisor:
                 exc.__traceback__ = exc.__traceback__.tb_next
             # Unexpected: the operator needs the whole trace, not only the truncated one sent.
             log.warning(
-                "task %s: the handler raised %s",
+                "task %s failed: %s: %s",
                 task.id,
                 type(exc).__name__,
+                exc,
                 exc_info=exc,
                 extra=task.log_extra(),
             )
