@@ -497,7 +497,12 @@ class Supervisor:
                 except PipeworkerError as exc:
                     # Never fatal: the next beat is the retry.
                     self._call_failed(exc)
-                    log.warning("runner heartbeat for %r failed: %s", queue, exc)
+                    log.warning(
+                        "runner heartbeat for %r failed: %s",
+                        queue,
+                        exc,
+                        extra={"worker_group": queue},
+                    )
                     continue
                 self._observer.heartbeat_sent(queue, terminate)
                 if terminate and not self._stopping.is_set():

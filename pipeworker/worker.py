@@ -253,6 +253,10 @@ class Worker:
         self._serving: asyncio.Task[None] | None = None
         self._register_marked_methods()
 
+    def __repr__(self) -> str:
+        groups = sorted({activity.queue for activity in self._activities.values()})
+        return f"<{type(self).__name__} {self.config.taskrunner_id!r} worker groups={groups}>"
+
     # -- registry ----------------------------------------------------------------------------
 
     @property

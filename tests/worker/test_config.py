@@ -174,3 +174,10 @@ async def test_missing_region_fails_at_start_with_a_clear_message(
     with pytest.raises(ConfigurationError, match="no AWS region"):
         async with worker:
             pass
+
+
+def test_repr_names_the_runner_and_its_worker_groups() -> None:
+    worker = Worker(taskrunner_id="runner-1")
+    worker.activity("wg-b")(noop)
+    worker.activity("wg-a", type="CopyActivity")(noop)
+    assert repr(worker) == "<Worker 'runner-1' worker groups=['wg-a', 'wg-b']>"
