@@ -26,9 +26,10 @@ import random
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pipeworker import _retry
+from pipeworker._events import Hooks, Observer
 from pipeworker.exceptions import (
     LeaseLost,
     PipeworkerError,
@@ -43,7 +44,7 @@ from pipeworker.worker import PROGRESS_JITTER, in_handler
 if TYPE_CHECKING:
     from pipeworker.worker import Activity, WorkerConfig
 
-__all__ = ["SHUTDOWN_ERROR_ID", "Hooks", "Observer", "Supervisor"]
+__all__ = ["SHUTDOWN_ERROR_ID", "Supervisor", "outcome_of"]
 
 log = logging.getLogger("pipeworker.supervisor")
 
@@ -54,41 +55,6 @@ NO_HANDLER_ERROR_ID = "NoHandler"
 CANCELED_BY_SERVICE = "canceled by the service"
 SHUTTING_DOWN = "the task runner is shutting down"
 FORCED = "the task runner was forced to stop"
-
-
-class Observer:
-    """Events of a running worker, for metrics and health checks; every method is a no-op.
-
-    Subclass and override what you need. Methods are called on the event loop and must be cheap
-    and never raise.
-    """
-
-    def poll_finished(self, queue: str, task: ReceivedTask | None) -> None:
-        """A poll of *queue* answered, with a task or without."""
-
-    def task_started(self, task: Task) -> None:
-        """A task's handler was started."""
-
-    def progress_reported(self, task: Task, canceled: bool) -> None:
-        """A progress report (or the acknowledgement) landed."""
-
-    def task_finished(self, task: Task, outcome: Outcome | None) -> None:
-        """A task ended; *outcome* is None when nothing was sent (cancelled, lease lost)."""
-
-    def call_failed(self, error: PipeworkerError) -> None:
-        """A service call failed (before any retry)."""
-
-    def heartbeat_sent(self, queue: str, terminate: bool) -> None:
-        """A runner heartbeat for *queue* landed."""
-
-
-class Hooks(Protocol):
-    """The lifecycle hooks a Worker (or a subclass) provides."""
-
-    async def on_startup(self) -> None: ...
-    async def on_shutdown(self) -> None: ...
-    async def on_task_start(self, task: Task) -> None: ...
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
