@@ -1,4 +1,13 @@
-"""pipeworker: task runners for AWS Data Pipeline, SWF and Step Functions, on asyncio."""
+"""pipeworker: task runners for AWS Data Pipeline, SWF and Step Functions, on asyncio.
+
+The public names load on first use, so ``python -m pipeworker --help`` does not pay for importing
+aiobotocore (about 300 ms) before it has anything to do.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pipeworker.exceptions import (
     ConfigurationError,
@@ -12,10 +21,12 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
-from pipeworker.services.base import Outcome, Ref
-from pipeworker.services.datapipeline import DataPipeline
-from pipeworker.task import Task
-from pipeworker.worker import Worker
+
+if TYPE_CHECKING:
+    from pipeworker.services.base import Outcome, Ref
+    from pipeworker.services.datapipeline import DataPipeline
+    from pipeworker.task import Task
+    from pipeworker.worker import Worker
 
 __all__ = [
     "ConfigurationError",
@@ -34,3 +45,24 @@ __all__ = [
     "ValidationError",
     "Worker",
 ]
+
+_LAZY = {
+    "DataPipeline": "pipeworker.services.datapipeline",
+    "Outcome": "pipeworker.services.base",
+    "Ref": "pipeworker.services.base",
+    "Task": "pipeworker.task",
+    "Worker": "pipeworker.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeworker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

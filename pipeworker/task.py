@@ -6,6 +6,7 @@ nothing here schedules anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
@@ -44,9 +45,10 @@ class Task:
             a :class:`~pipeworker.Ref` to another object, or a list when the field holds several.
     """
 
-    __slots__ = ("_cancel_reason", "_connection", "_logger", "_pending", "_received")
+    __slots__ = ("_cancel_reason", "_connection", "_logger", "_loop", "_pending", "_received")
 
     def __init__(self, received: ReceivedTask, connection: Connection) -> None:
+        self._loop = asyncio.get_running_loop()
         self._received = received
         self._connection = connection
         self._pending: dict[str, str | Ref] | None = None
@@ -96,6 +98,22 @@ class Task:
         return await _retry.call(
             _retry.EVALUATE, lambda: self._connection.evaluate(self._received, expression)
         )
+
+    def evaluate_sync(self, expression: str, timeout: float | None = None) -> str:
+        """:meth:`evaluate` for sync handlers: blocks the handler's thread, never the event loop.
+
+        Raises:
+            RuntimeError: called on the event loop's own thread (use ``await evaluate()`` there).
+            TimeoutError: no answer within *timeout* seconds.
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("evaluate_sync() blocks: in an async handler use await evaluate()")
+        future = asyncio.run_coroutine_threadsafe(self.evaluate(expression), self._loop)
+        return future.result(timeout)
 
     def report_progress(self, **fields: object) -> Awaitable[None]:
         """Send *fields* with the next progress report (strings, or :class:`Ref` s).

@@ -1,5 +1,10 @@
 """The public API is exactly what ``pipeworker.__all__`` names; changing it is a decision."""
 
+import subprocess
+import sys
+
+import pytest
+
 import pipeworker
 
 
@@ -27,3 +32,15 @@ def test_all_is_pinned_and_sorted() -> None:
 def test_every_public_name_resolves() -> None:
     for name in pipeworker.__all__:
         assert getattr(pipeworker, name).__name__ == name
+
+
+def test_importing_the_package_does_not_import_aiobotocore() -> None:
+    # `python -m pipeworker --help` must answer fast; aiobotocore alone costs ~300 ms to import.
+    code = "import sys, pipeworker, pipeworker.cli; print('aiobotocore' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        pipeworker.Nope  # noqa: B018

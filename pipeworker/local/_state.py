@@ -205,9 +205,18 @@ class Pipeline:
         return fields
 
     def object_fields(self, object_id: str) -> Fields | None:
-        """An instance's or attempt's fields by id (the evaluator's lookup); None if unknown."""
-        found = self.instances.get(object_id) or self.attempts.get(object_id)
-        return found.fields if found is not None else None
+        """An instance's or attempt's fields by id (the evaluator's lookup); None if unknown.
+
+        An attempt inherits its instance's fields (through ``@instanceParent``), as on the service,
+        so an expression evaluated on a task's attempt sees ``@scheduledStartTime`` and the rest.
+        """
+        instance = self.instances.get(object_id)
+        if instance is not None:
+            return instance.fields
+        attempt = self.attempts.get(object_id)
+        if attempt is None:
+            return None
+        return {**attempt.instance.fields, **attempt.fields}
 
 
 @dataclass(eq=False, slots=True)

@@ -118,6 +118,7 @@ async def test_sync_handlers_run_in_threads_while_progress_is_reported(
         # Blocks its thread, not the loop: progress reports keep flowing meanwhile.
         threading.Event().wait(0.25)
         task.report_progress(half="done")  # taken at once: no await needed in a thread
+        task.report_progress(evaluated=task.evaluate_sync("#{@attemptNumber}"))
         threading.Event().wait(0.25)
 
     pipeline_id = await start_pipeline(dp, activities("wg-sync", "Blocking"))
@@ -126,6 +127,7 @@ async def test_sync_handlers_run_in_threads_while_progress_is_reported(
     assert threads[0].startswith("pipeworker-handler")
     (attempt,) = await attempts(dp, pipeline_id)
     assert attempt["half"] == "done"
+    assert attempt["evaluated"] == "1"  # evaluate_sync() answered from the handler's thread
     assert calls(service, "ReportTaskProgress") >= 5  # ack + reports every ~0.05 s for 0.5 s
 
 
@@ -140,9 +142,8 @@ async def test_handlers_see_fields_expressions_progress_fields_and_a_logger(
         seen["input"] = task.field("input")
         seen["path"] = task.objects[task.field("input").id]["directoryPath"]
         seen["missing"] = task.field("nope", "fallback")
-        # The local service evaluates on the attempt without following @instanceParent, so
-        # the expression uses a field of the attempt itself.
-        seen["evaluated"] = await task.evaluate("attempt #{@attemptNumber}")
+        # Evaluated on the attempt, which inherits its instance's runtime fields.
+        seen["evaluated"] = await task.evaluate("attempt #{@attemptNumber} of #{@status}")
         await task.report_progress(rowsCopied=42, target=Ref("Out"))
         task.logger.info("copied")
         await asyncio.sleep(0.3)  # at least one progress report carries the fields
@@ -161,7 +162,7 @@ async def test_handlers_see_fields_expressions_progress_fields_and_a_logger(
     assert isinstance(seen["input"], Ref)
     assert seen["path"] == "s3://bucket/in"
     assert seen["missing"] == "fallback"
-    assert seen["evaluated"] == "attempt 1"
+    assert seen["evaluated"] == "attempt 1 of RUNNING"
     (attempt,) = await attempts(dp, pipeline_id)
     assert attempt["rowsCopied"] == "42"
     assert attempt["target"] == {"ref": "Out"}
