@@ -1,10 +1,6 @@
 """The README's first command, as a newcomer runs it: a fresh environment, no AWS account.
 
-The README says::
-
-    python3 -m venv .venv && . .venv/bin/activate && pip install -e .
-    python -m pipeworker examples.hello:worker --local
-
+The command is read from the README's first ``sh`` block, so the README cannot drift from it.
 Here the fresh environment is a new venv with pipeworker installed by ``pip install -e .``; its
 dependencies come from the test's own environment through a ``.pth`` file, so the test needs no
 network for them and stays fast. The command then runs with an empty environment and HOME: no AWS
@@ -23,6 +19,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def readme_first_command() -> list[str]:
+    """The pipeworker part of the README's first shell command, as argv."""
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("```sh\n") + len("```sh\n") :]
+    command = block[: block.index("```")].strip()
+    assert "pip install -e ." in command
+    last = command.split("&&")[-1].split()
+    assert last[:3] == ["python", "-m", "pipeworker"], command
+    return last[1:]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,7 @@ def test_readme_first_command(fresh_python: Path, tmp_path: Path) -> None:
     assert Path(sys.executable) != fresh_python
 
     result = subprocess.run(
-        [fresh_python, "-m", "pipeworker", "examples.hello:worker", "--local"],
+        [fresh_python, *readme_first_command()],
         capture_output=True,
         text=True,
         cwd=REPO,
