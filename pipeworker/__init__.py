@@ -25,10 +25,12 @@ from pipeworker.exceptions import (
 if TYPE_CHECKING:
     from pipeworker.services.base import Outcome, Ref
     from pipeworker.services.datapipeline import DataPipeline
+    from pipeworker.services.swf import SWF
     from pipeworker.task import Task
     from pipeworker.worker import Worker
 
-__all__ = [
+# Plainly sorted (the public-API test pins it); ruff's isort order would put "SWF" first.
+__all__ = [  # noqa: RUF022
     "ConfigurationError",
     "DataPipeline",
     "LeaseLost",
@@ -37,6 +39,7 @@ __all__ = [
     "PreconditionNotMet",
     "Ref",
     "RequestRejected",
+    "SWF",
     "ServiceError",
     "Task",
     "TaskFailed",
@@ -50,6 +53,7 @@ _LAZY = {
     "DataPipeline": "pipeworker.services.datapipeline",
     "Outcome": "pipeworker.services.base",
     "Ref": "pipeworker.services.base",
+    "SWF": "pipeworker.services.swf",
     "Task": "pipeworker.task",
     "Worker": "pipeworker.worker",
 }

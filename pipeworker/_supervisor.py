@@ -104,6 +104,7 @@ class Supervisor:
         self._waiting_for_slot: set[str] = set()
         self._tasks: asyncio.TaskGroup | None = None
         self._connection: Connection | None = None
+        self._task_class = config.service.task_class
         self._executor: ThreadPoolExecutor | None = None
         if any(not activity.is_async for activity in activities):
             self._executor = ThreadPoolExecutor(
@@ -237,7 +238,7 @@ class Supervisor:
         # scopes the poller took for it; gives both back when done.
         connection = self._connection
         assert connection is not None
-        task = Task(received, connection)
+        task = self._task_class(received, connection)
         handler: asyncio.Task[Outcome | None] | None = None
         try:
             routes = self._routes[received.queue]
@@ -265,6 +266,8 @@ class Supervisor:
                 outcome = None  # the last fields are sent first; the answer took the task back
             if task.cancel_reason not in (None, SHUTTING_DOWN):
                 outcome = None  # the service took the task back: nothing more may be sent
+                if task.cancel_reason == CANCELED_BY_SERVICE:
+                    await self._confirm_cancel(task)  # SWF answers it; Data Pipeline does not
             if outcome is not None:
                 await self._finish(task, outcome)
             self._observer.task_finished(task, outcome)
@@ -290,11 +293,13 @@ class Supervisor:
         try:
             await self._hooks.on_task_start(task)
             if activity.is_async:
-                await activity.handler(task)  # type: ignore[misc]
+                result = await activity.handler(task)
             else:
                 loop = asyncio.get_running_loop()
                 context = contextvars.copy_context()
-                await loop.run_in_executor(self._executor, context.run, activity.handler, task)
+                result = await loop.run_in_executor(
+                    self._executor, context.run, activity.handler, task
+                )
         except asyncio.CancelledError as exc:
             reason = task.cancel_reason
             if reason is None:
@@ -321,7 +326,7 @@ class Supervisor:
                 extra=task.log_extra(),
             )
             return outcome_of(exc)
-        return Outcome.finished()
+        return Outcome.finished(result)  # services without results (Data Pipeline) ignore it
 
     async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
         """Acknowledge at once, then report progress until the handler ends or must stop."""
@@ -404,6 +409,19 @@ class Supervisor:
         task._cancel(reason)
         handler.cancel(reason)
 
+    async def _confirm_cancel(self, task: Task) -> None:
+        connection = self._connection
+        assert connection is not None
+        received = task._received
+        try:
+            await _retry.call(
+                _retry.STATUS, lambda: connection.canceled(received), on_retry=self._call_failed
+            )
+        except ServiceError as exc:
+            log.warning(
+                "task %s: cancellation not confirmed: %s", task.id, exc, extra=task.log_extra()
+            )
+
     async def _finish(self, task: Task, outcome: Outcome) -> None:
         connection = self._connection
         assert connection is not None
@@ -452,6 +470,8 @@ class Supervisor:
     async def _heartbeat_loop(self) -> None:
         connection = self._connection
         assert connection is not None
+        if not connection.runner_heartbeat:
+            return  # a service without one (SWF)
         while True:
             for queue in self._queues:
                 try:

@@ -39,8 +39,10 @@ __all__ = ["Activity", "Handler", "Worker", "WorkerConfig"]
 
 log = logging.getLogger("pipeworker.worker")
 
-Handler = Callable[[Task], Awaitable[None]] | Callable[[Task], None]
-"""A handler: ``async def handle(task) -> None`` or a plain ``def`` (run in a thread)."""
+Handler = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
+"""A handler: ``async def handle(task)`` or a plain ``def`` (run in a thread).
+
+What it returns is the task's result where the service has one (SWF); Data Pipeline ignores it."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -172,7 +174,7 @@ class Worker:
     Each instance registers its own bound methods, so instances never share registrations.
 
     Args:
-        service: the service to poll; ``DataPipeline()`` by default.
+        service: the service to poll; ``DataPipeline()`` by default, or ``SWF(domain=...)``.
         region: AWS region; None reads the usual AWS settings (environment, config files).
         endpoint_url: another endpoint, for example the local service's.
         taskrunner_id: the runner's id, unique in the account; by default

@@ -18,6 +18,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "PreconditionNotMet",
         "Ref",
         "RequestRejected",
+        "SWF",
         "ServiceError",
         "Task",
         "TaskFailed",

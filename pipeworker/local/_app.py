@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 SERVICE_PREFIX = "DataPipeline"
+SWF_CONTENT_TYPE = "application/x-amz-json-1.0"
+SWF_PREFIX = "SimpleWorkflowService"
 CONTROL_PREFIX = "PipeworkerLocal"
 TASK_RUNNER_OPERATIONS = frozenset(
     {
@@ -102,7 +104,14 @@ class Dispatcher:
         faults: FaultInjector,
         limiter: RateLimiter,
         rate_limits: bool,
+        swf: Mapping[str, Handler] | None = None,
+        swf_worker_operations: frozenset[str] = frozenset(),
     ) -> None:
+        self._swf = {
+            op: (handler, asyncio.iscoroutinefunction(handler))
+            for op, handler in (swf or {}).items()
+        }
+        self._swf_worker_operations = swf_worker_operations
         self._operations = {
             op: (handler, asyncio.iscoroutinefunction(handler))
             for op, handler in operations.items()
@@ -122,12 +131,14 @@ class Dispatcher:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    def _respond(self, status: int, body: Mapping[str, Any]) -> web.Response:
+    def _respond(
+        self, status: int, body: Mapping[str, Any], content_type: str = CONTENT_TYPE
+    ) -> web.Response:
         return web.Response(
             status=status,
             body=json.dumps(body).encode(),
             headers={
-                "Content-Type": CONTENT_TYPE,
+                "Content-Type": content_type,
                 "x-amzn-RequestId": f"pipeworker-local-{next(self._request_ids)}",
             },
         )
@@ -188,6 +199,8 @@ class Dispatcher:
             if control[1]:
                 result = await result  # type: ignore[misc]
             return self._respond(200, result)  # type: ignore[arg-type]
+        if prefix == SWF_PREFIX:
+            return await self._handle_swf(request, operation, params)
         entry = self._operations.get(operation) if prefix == SERVICE_PREFIX else None
         if entry is None:
             raise _unknown_operation(f"{prefix}.{operation}")
@@ -211,6 +224,33 @@ class Dispatcher:
         if fault is Fault.DROP_AFTER:
             return _drop(request)
         return self._respond(200, result)  # type: ignore[arg-type]
+
+    async def _handle_swf(
+        self, request: web.Request, operation: str, params: dict[str, Any]
+    ) -> web.StreamResponse:
+        # SWF (JSON 1.0): the activity-worker subset in pipeworker.local._swf.
+        entry = self._swf.get(operation)
+        if entry is None:
+            raise _unknown_operation(f"{SWF_PREFIX}.{operation}")
+        self.stats.calls[operation] += 1
+        fault = Fault.NONE
+        if operation in self._swf_worker_operations:
+            fault = await self._before(request, operation)
+            if fault is Fault.DROP_BEFORE:
+                return _drop(request)
+        problems = validate_input("swf", operation, params)
+        if problems:
+            raise _validation(problems)
+        if operation == "PollForActivityTask" and request.transport is not None:
+            transport = request.transport
+            CONNECTION_ALIVE.set(lambda: not transport.is_closing())
+        handler, is_async = entry
+        result = handler(params)
+        if is_async:
+            result = await result  # type: ignore[misc]
+        if fault is Fault.DROP_AFTER:
+            return _drop(request)
+        return self._respond(200, result, SWF_CONTENT_TYPE)  # type: ignore[arg-type]
 
     async def _before(self, request: web.Request, operation: str) -> Fault:
         """Latency, injected faults and rate limits, in that order; returns a pending drop."""

@@ -17,6 +17,7 @@ from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RateLimiter
 from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._state import ServiceState
+from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
 from pipeworker.local._taskrunner import TaskRunnerApi
 
 __all__ = ["LocalService"]
@@ -47,6 +48,7 @@ class LocalService:
         self.scheduler = Scheduler(self.state, self.config)
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
+        self.swf = SwfApi(self.config)
         pipelines = PipelineApi(self.scheduler)
         queries = QueryApi(self.scheduler)
         tasks = TaskRunnerApi(self.scheduler)
@@ -76,6 +78,7 @@ class LocalService:
             "GetStats": lambda _: self.stats(),
             "ResetStats": self._reset_stats_call,
             "TerminateTaskRunner": self._terminate_call,
+            **self.swf.control(),
         }
         self.dispatcher = Dispatcher(
             operations,
@@ -83,6 +86,8 @@ class LocalService:
             faults=self._faults,
             limiter=RateLimiter(),
             rate_limits=self.config.rate_limits,
+            swf=self.swf.operations(),
+            swf_worker_operations=SWF_OPERATIONS,
         )
 
     @property
@@ -118,6 +123,7 @@ class LocalService:
         if runner is None:
             return
         self.scheduler.close()
+        self.swf.close()
         await runner.cleanup()
 
     async def __aenter__(self) -> LocalService:
@@ -195,6 +201,46 @@ class LocalService:
             "rateLimits": self.dispatcher.rate_limits,
         }
         return snapshot
+
+    def schedule_activity_task(
+        self,
+        domain: str,
+        activity_type: tuple[str, str],
+        *,
+        task_list: str | None = None,
+        input: str | None = None,
+        activity_id: str | None = None,
+        heartbeat_timeout: float | str | None = None,
+    ) -> str:
+        """Schedule an SWF activity task (as a decider would); return its activity id.
+
+        The domain and type must be registered (RegisterDomain, RegisterActivityType); the task
+        list and heartbeat timeout default to the type's, and the timeout may be fractional.
+        Also ``PipeworkerLocal.ScheduleActivityTask`` on the wire.
+        """
+        return self.swf.schedule(
+            domain=domain,
+            activity_type=activity_type,
+            task_list=task_list,
+            input=input,
+            activity_id=activity_id,
+            heartbeat_timeout=heartbeat_timeout,
+        ).activity_id
+
+    def request_cancel_activity_task(self, domain: str, activity_id: str) -> str:
+        """Request an SWF activity task's cancellation; return its status now.
+
+        A task not yet polled is CANCELED at once; a started one is told by its next heartbeat.
+        Also ``PipeworkerLocal.RequestCancelActivityTask`` on the wire.
+        """
+        return self.swf.request_cancel(domain, activity_id).status
+
+    def swf_task_history(self, domain: str | None = None) -> list[dict[str, Any]]:
+        """Every SWF activity task scheduled, oldest first: ``status`` (SCHEDULED, STARTED,
+        COMPLETED, FAILED, CANCELED, TIMED_OUT), ``result``, ``reason``, ``details``,
+        ``heartbeats``, ``lastHeartbeatDetails``, ``cancelRequested``, ``identity``.
+        Also ``PipeworkerLocal.DescribeActivityTasks`` on the wire."""
+        return self.swf.history(domain)
 
     def reset_stats(self) -> None:
         """Zero every counter."""

@@ -27,7 +27,10 @@ import abc
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pipeworker.task import Task
 
 __all__ = [
     "Connection",
@@ -71,7 +74,10 @@ class ReceivedTask:
         objects: every object the task came with, by id, fields as Python values.
         type: the activity's type (``"ShellCommandActivity"``), or None if the task has none.
         lease_seconds: this task's own lease when it sets one shorter than the service's
-            (Data Pipeline's ``reportProgressTimeout``); progress is reported well inside it.
+            (Data Pipeline's ``reportProgressTimeout``, SWF's heartbeat timeout); progress is
+            reported well inside it.
+        attributes: what else the service delivered, for the service's own task class (SWF:
+            ``activityId``, ``activityType``, ``workflowExecution``, ``input``).
     """
 
     id: str
@@ -81,6 +87,7 @@ class ReceivedTask:
     objects: Mapping[str, Mapping[str, FieldValue]]
     type: str | None = None
     lease_seconds: float | None = None
+    attributes: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +95,20 @@ class Outcome:
     """How a task ended, before it is fitted to a service's limits.
 
     Build it with :meth:`finished`, :meth:`failed` or :meth:`false`; the service truncates the
-    texts to its own limits when it sends them.
+    texts to its own limits when it sends them. ``result`` is what the handler returned; services
+    with a result (SWF) encode and send it, the others (Data Pipeline) ignore it.
     """
 
     status: Status
     error_id: str | None = None
     message: str | None = None
     stack_trace: str | None = None
+    result: Any = None
 
     @classmethod
-    def finished(cls) -> Outcome:
-        """The handler returned."""
-        return _FINISHED
+    def finished(cls, result: Any = None) -> Outcome:
+        """The handler returned *result*."""
+        return _FINISHED if result is None else cls("FINISHED", result=result)
 
     @classmethod
     def failed(cls, error_id: str, message: str = "", stack_trace: str | None = None) -> Outcome:
@@ -137,7 +146,14 @@ class ConnectionSettings:
 
 
 class Connection(abc.ABC):
-    """An open connection to a service: the five calls the supervisor makes."""
+    """An open connection to a service: the five calls the supervisor makes.
+
+    Attributes:
+        runner_heartbeat: False for services without a runner heartbeat (SWF): the supervisor
+            then never calls :meth:`heartbeat`.
+    """
+
+    runner_heartbeat: bool = True
 
     @abc.abstractmethod
     async def poll(self, queue: str) -> ReceivedTask | None:
@@ -161,6 +177,13 @@ class Connection(abc.ABC):
     async def heartbeat(self, queue: str) -> bool:
         """Report the runner alive for *queue*; return True if the service asks it to stop."""
 
+    async def canceled(self, task: ReceivedTask) -> None:
+        """Confirm a cancellation the service asked for, once the handler has stopped.
+
+        Data Pipeline needs nothing (the default); SWF answers RespondActivityTaskCanceled.
+        """
+        return None
+
     async def evaluate(self, task: ReceivedTask, expression: str) -> str:
         """Evaluate *expression* against the task's object, where the service supports it."""
         raise NotImplementedError(f"{type(self).__name__} cannot evaluate expressions")
@@ -178,11 +201,19 @@ class Service(abc.ABC):
         queue_name: what a queue is called in this service (``"worker group"``), for messages.
         lease_seconds: how long a task stays this runner's without a progress report; the
             worker refuses a progress interval that could let it lapse.
+        task_class: the :class:`~pipeworker.Task` subclass handlers receive.
     """
 
     name: str = ""
     queue_name: str = "queue"
     lease_seconds: float = 300.0
+
+    @property
+    def task_class(self) -> type[Task]:
+        """The class of the task handlers receive; services with more to say subclass Task."""
+        from pipeworker.task import Task
+
+        return Task
 
     @abc.abstractmethod
     def check_queue(self, queue: str) -> list[str]:

@@ -26,7 +26,8 @@ def code(body: dict[str, Any]) -> str:
     ("target", "data", "status", "error"),
     [
         ("DataPipeline.NoSuchOperation", b"{}", 400, "UnknownOperationException"),
-        ("SimpleWorkflowService.PollForActivityTask", b"{}", 400, "UnknownOperationException"),
+        ("SimpleWorkflowService.StartWorkflowExecution", b"{}", 400, "UnknownOperationException"),
+        ("SimpleWorkflowService.PollForActivityTask", b"{}", 400, "ValidationException"),
         (None, b"{}", 400, "UnknownOperationException"),
         ("DataPipeline.PollForTask", b"{not json", 400, "SerializationException"),
         ("DataPipeline.PollForTask", b"\xff\xfe", 400, "SerializationException"),

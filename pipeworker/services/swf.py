@@ -1,0 +1,497 @@
+"""Amazon SWF activity workers behind the service interface: client profiles, wire shapes, errors.
+
+How the SWF activity calls map onto the interface the supervisor speaks::
+
+    poll(task list)          PollForActivityTask     (60 s hold; an empty answer has no taskToken)
+    acknowledge(task)        nothing                 (SWF needs no acknowledgement)
+    report_progress(task)    RecordActivityTaskHeartbeat, with the latest task.heartbeat() details
+    finish(task, outcome)    RespondActivityTaskCompleted / RespondActivityTaskFailed
+    canceled(task)           RespondActivityTaskCanceled, after cancelRequested stopped the handler
+    heartbeat(queue)         never called: SWF has no runner heartbeat
+
+The heartbeat cadence comes from the activity type's ``defaultTaskHeartbeatTimeout``
+(DescribeActivityType, once per type), handed to the supervisor as the task's lease; the
+worker's ``progress_interval`` applies when the type sets none. UnknownResourceFault on a task's
+token means the task timed out or its execution closed: the lease is lost.
+
+As for Data Pipeline, long polls have their own client (read timeout above the hold) so the
+heartbeats that keep tasks alive never queue behind them, botocore's retries are off, and every
+request goes through :meth:`_SWFConnection.call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, Final, NamedTuple
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError, NoRegionError
+
+from pipeworker._model import validate_input
+from pipeworker.exceptions import (
+    ConfigurationError,
+    LeaseLost,
+    PipeworkerError,
+    ThrottlingError,
+    ValidationError,
+)
+from pipeworker.services import datapipeline
+from pipeworker.services.base import (
+    Connection,
+    ConnectionSettings,
+    Outcome,
+    ReceivedTask,
+    Ref,
+    Service,
+    truncate_head,
+    truncate_tail,
+)
+from pipeworker.task import _DONE, Task
+
+__all__ = [
+    "SWF",
+    "ActivityTask",
+    "ActivityType",
+    "WorkflowExecution",
+    "failure_params",
+    "map_error",
+    "result_text",
+]
+
+SERVICE: Final = "swf"
+POLL_HOLD = 60.0
+"""How long SWF holds a PollForActivityTask open when it has no task."""
+MIN_POLL_READ_TIMEOUT = 70.0
+
+RESULT_LIMIT = 32768
+REASON_LIMIT = 256
+DETAILS_LIMIT = 32768
+HEARTBEAT_DETAILS_LIMIT = 2048
+IDENTITY_LIMIT = 256
+
+log = logging.getLogger("pipeworker.swf")
+
+_OPERATIONS = {
+    "PollForActivityTask": "poll_for_activity_task",
+    "DescribeActivityType": "describe_activity_type",
+    "RecordActivityTaskHeartbeat": "record_activity_task_heartbeat",
+    "RespondActivityTaskCompleted": "respond_activity_task_completed",
+    "RespondActivityTaskFailed": "respond_activity_task_failed",
+    "RespondActivityTaskCanceled": "respond_activity_task_canceled",
+}
+_POLL_OPERATIONS = frozenset({"PollForActivityTask"})
+# Calls that carry a task token: UnknownResourceFault there means the token is dead.
+_TOKEN_OPERATIONS = frozenset(
+    {
+        "RecordActivityTaskHeartbeat",
+        "RespondActivityTaskCompleted",
+        "RespondActivityTaskFailed",
+        "RespondActivityTaskCanceled",
+    }
+)
+# SWF's naming rule for domains and task lists (the model checks only lengths): no ':', '/',
+# '|' or control characters, and not the literal string "arn".
+_FORBIDDEN = re.compile("[:/|\u0000-\u001f\u007f-\u009f]")
+
+
+class ActivityType(NamedTuple):
+    """An SWF activity type: its name and version."""
+
+    name: str
+    version: str
+
+
+class WorkflowExecution(NamedTuple):
+    """The workflow execution an activity task belongs to."""
+
+    workflow_id: str
+    run_id: str
+
+
+def map_error(operation: str, exc: Exception) -> PipeworkerError:
+    """Translate what aiobotocore raised for an SWF *operation* into the exception tree.
+
+    UnknownResourceFault on a call with a task token is a lost lease (the task timed out, was
+    cancelled or its execution closed); on a poll it means the domain does not exist.
+    LimitExceededException and the throttling codes are throttles, retried with backoff.
+    """
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = f"{operation}: {code}: {error.get('Message') or exc}"
+        if code == "UnknownResourceFault" and operation in _TOKEN_OPERATIONS:
+            return LeaseLost(message, operation=operation, code=code)
+        if code == "LimitExceededException":
+            return ThrottlingError(message, operation=operation, code=code)
+    return datapipeline.map_error(operation, exc)
+
+
+def result_text(result: Any) -> str:
+    """A handler's return value as SWF's result: a str as-is, anything else as JSON.
+
+    Raises:
+        TypeError: the value is neither a str nor JSON-serialisable.
+    """
+    text = result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))
+    return truncate_head(text, RESULT_LIMIT)
+
+
+def failure_params(token: str, outcome: Outcome) -> dict[str, Any]:
+    """RespondActivityTaskFailed for *outcome*: ``reason`` is ``"<error id>: <message>"``
+    (<= 256), ``details`` the stack trace, else the message (<= 32,768, the end kept)."""
+    if outcome.status == "FALSE":
+        reason = f"PreconditionNotMet: {outcome.message}" if outcome.message else ""
+        reason = reason or "PreconditionNotMet"
+    else:
+        error_id = outcome.error_id or "Error"
+        reason = f"{error_id}: {outcome.message}" if outcome.message else error_id
+    params: dict[str, Any] = {"taskToken": token, "reason": truncate_head(reason, REASON_LIMIT)}
+    details = outcome.stack_trace or outcome.message
+    if details:
+        params["details"] = truncate_tail(details, DETAILS_LIMIT)
+    return params
+
+
+def _timeout_seconds(text: Any) -> float | None:
+    # SWF durations are strings of seconds, or "NONE" for no timeout.
+    if not isinstance(text, str) or text.upper() == "NONE":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _check_name(kind: str, name: str) -> list[str]:
+    if name == "arn":
+        return [f"a {kind} must not be the literal string 'arn'"]
+    found = _FORBIDDEN.search(name)
+    if found is None:
+        return []
+    return [f"a {kind} must not contain {found.group()!r} (nor ':', '/', '|', control characters)"]
+
+
+def _default_identity(hostname: str) -> str:
+    return f"{os.getpid()}@{hostname}"[:IDENTITY_LIMIT]
+
+
+class ActivityTask(Task):
+    """An SWF activity task, as a handler sees it.
+
+    Attributes:
+        token: the task token every call about the task carries (also :attr:`id`).
+        activity_id: the id the decider gave the activity.
+        activity_type: its :class:`ActivityType` (name, version).
+        workflow_execution: the :class:`WorkflowExecution` (workflow_id, run_id) it belongs to.
+        input: the input the decider scheduled it with, or None.
+        task_list: the task list it was polled from.
+        started_event_id: the ActivityTaskStarted event's id in the workflow history.
+    """
+
+    __slots__ = ()
+
+    @property
+    def _attrs(self) -> Mapping[str, Any]:
+        return self._received.attributes or {}
+
+    @property
+    def token(self) -> str:
+        return self._received.id
+
+    @property
+    def activity_id(self) -> str:
+        return str(self._attrs.get("activityId", ""))
+
+    @property
+    def activity_type(self) -> ActivityType:
+        kind = self._attrs.get("activityType") or {}
+        return ActivityType(kind.get("name", ""), kind.get("version", ""))
+
+    @property
+    def workflow_execution(self) -> WorkflowExecution:
+        execution = self._attrs.get("workflowExecution") or {}
+        return WorkflowExecution(execution.get("workflowId", ""), execution.get("runId", ""))
+
+    @property
+    def input(self) -> str | None:
+        value = self._attrs.get("input")
+        return value if isinstance(value, str) else None
+
+    @property
+    def task_list(self) -> str:
+        return self._received.queue
+
+    @property
+    def started_event_id(self) -> int | None:
+        value = self._attrs.get("startedEventId")
+        return value if isinstance(value, int) else None
+
+    def heartbeat(self, details: Any = None) -> Awaitable[None]:
+        """Send *details* with the next heartbeat (a str as-is, anything else as JSON).
+
+        Coalescing: only the latest details are sent, at the next beat of the worker's cadence.
+        The details are taken at once, so sync handlers may call it without ``await``.
+
+        Raises:
+            ValidationError: the details are longer than 2,048 characters; nothing is queued.
+        """
+        if details is None:
+            return _DONE
+        text = details if isinstance(details, str) else json.dumps(details, separators=(",", ":"))
+        if len(text) > HEARTBEAT_DETAILS_LIMIT:
+            raise ValidationError(
+                f"heartbeat(): details are {len(text)} characters, "
+                f"the maximum is {HEARTBEAT_DETAILS_LIMIT}"
+            )
+        self._pending = {"details": text}
+        return _DONE
+
+    def __repr__(self) -> str:
+        kind = self.activity_type
+        return f"<ActivityTask {self.activity_id!r} {kind.name}/{kind.version}>"
+
+
+class SWF(Service):
+    """Amazon SWF (2012-01-25) activity workers.
+
+    ``Worker(service=SWF(domain="orders"))`` polls the task lists its handlers name:
+    ``@worker.activity("orders-tasks", type="charge")``.
+
+    Args:
+        domain: the SWF domain the task lists belong to.
+        identity: what the worker calls itself in the workflow history (<= 256 characters); by
+            default ``"<pid>@<hostname>"``, with the worker's hostname.
+        poll_read_timeout: the poll client's read timeout, at least 70 s (the hold is 60 s).
+        report_pool_size: connections for heartbeats and responses; by default
+            ``max_concurrency`` capped to 10..100.
+
+    Raises:
+        ConfigurationError: the domain or identity breaks SWF's rules; the message says how.
+    """
+
+    name = SERVICE
+    queue_name = "task list"
+    # No service-wide lease: each activity type sets its own heartbeat timeout (or none).
+    lease_seconds = float("inf")
+
+    def __init__(
+        self,
+        *,
+        domain: str,
+        identity: str | None = None,
+        poll_read_timeout: float = POLL_HOLD + 15.0,
+        report_pool_size: int | None = None,
+    ) -> None:
+        if not isinstance(domain, str):
+            raise ConfigurationError(f"SWF domain must be a string, got {domain!r}")
+        problems = validate_input(
+            SERVICE, "PollForActivityTask", {"domain": domain, "taskList": {"name": "t"}}
+        ) + _check_name("domain", domain)
+        if problems:
+            raise ConfigurationError(f"invalid SWF domain {domain!r}: {'; '.join(problems)}")
+        if identity is not None:
+            problems = self._identity_problems(identity)
+            if problems:
+                raise ConfigurationError(f"invalid SWF identity: {'; '.join(problems)}")
+        if poll_read_timeout < MIN_POLL_READ_TIMEOUT:
+            raise ConfigurationError(
+                f"poll_read_timeout={poll_read_timeout:g}s must be at least "
+                f"{MIN_POLL_READ_TIMEOUT:g}s (SWF holds a poll for {POLL_HOLD:g}s)"
+            )
+        self.domain = domain
+        self.identity = identity
+        self.poll_read_timeout = poll_read_timeout
+        self.report_pool_size = report_pool_size
+
+    def __repr__(self) -> str:
+        return f"SWF(domain={self.domain!r})"
+
+    @property
+    def task_class(self) -> type[Task]:
+        return ActivityTask
+
+    @staticmethod
+    def _identity_problems(identity: str) -> list[str]:
+        if not isinstance(identity, str):
+            return [f"identity must be a string, got {identity!r}"]
+        return validate_input(
+            SERVICE,
+            "PollForActivityTask",
+            {"domain": "d", "taskList": {"name": "t"}, "identity": identity},
+        )
+
+    def check_queue(self, queue: str) -> list[str]:
+        """Check a task list name against the model (1..256) and SWF's naming rule."""
+        if not queue:
+            return ["a task list must not be empty"]
+        problems = validate_input(
+            SERVICE, "PollForActivityTask", {"domain": self.domain, "taskList": {"name": queue}}
+        )
+        return problems + _check_name("task list", queue)
+
+    def check_identity(self, taskrunner_id: str, hostname: str) -> list[str]:
+        """Check the identity polls will carry (the default one is cut to 256 characters)."""
+        return self._identity_problems(self.identity or _default_identity(hostname))
+
+    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
+        """Create the poll and report clients; closing the context closes both."""
+        return self._connect(settings)
+
+    @asynccontextmanager
+    async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+        session = get_session()
+        if await session.get_credentials() is None:
+            raise ConfigurationError(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE, or run where an instance role is available"
+            )
+        no_retries = {"total_max_attempts": 1, "mode": "standard"}
+        pool = self.report_pool_size or min(max(settings.max_concurrency, 10), 100)
+        poll_config = AioConfig(
+            read_timeout=self.poll_read_timeout,
+            connect_timeout=10,
+            retries=no_retries,
+            # Never more polls than free slots, so this many connections always suffice.
+            max_pool_connections=settings.max_concurrency + len(settings.queues),
+        )
+        report_config = AioConfig(
+            read_timeout=30, connect_timeout=10, retries=no_retries, max_pool_connections=pool
+        )
+        async with AsyncExitStack() as stack:
+            try:
+                clients = [
+                    await stack.enter_async_context(
+                        session.create_client(
+                            SERVICE,
+                            region_name=settings.region,
+                            endpoint_url=settings.endpoint_url,
+                            config=config,
+                        )
+                    )
+                    for config in (poll_config, report_config)
+                ]
+            except NoRegionError as exc:
+                raise ConfigurationError(
+                    "no AWS region: pass region=... or set AWS_DEFAULT_REGION"
+                ) from exc
+            identity = self.identity or _default_identity(settings.hostname)
+            yield _SWFConnection(clients[0], clients[1], self.domain, identity)
+
+
+class _SWFConnection(Connection):
+    runner_heartbeat = False
+
+    def __init__(self, poll_client: Any, report_client: Any, domain: str, identity: str) -> None:
+        self._domain = domain
+        self._identity = identity
+        self._methods: dict[str, Callable[..., Awaitable[Mapping[str, Any]]]] = {
+            operation: getattr(
+                poll_client if operation in _POLL_OPERATIONS else report_client, name
+            )
+            for operation, name in _OPERATIONS.items()
+        }
+        # Heartbeat timeout per (name, version): a float, or None for "NONE"/unknown.
+        self._timeouts: dict[tuple[str, str], float | None] = {}
+
+    async def call(self, operation: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Send one request; the only place botocore's errors are translated."""
+        try:
+            return await self._methods[operation](**params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise map_error(operation, exc) from exc
+
+    async def poll(self, queue: str) -> ReceivedTask | None:
+        response = await self.call(
+            "PollForActivityTask",
+            {"domain": self._domain, "taskList": {"name": queue}, "identity": self._identity},
+        )
+        token = response.get("taskToken")
+        if not token:
+            return None
+        kind = response.get("activityType") or {}
+        execution = response.get("workflowExecution") or {}
+        return ReceivedTask(
+            id=token,
+            queue=queue,
+            pipeline_id=execution.get("workflowId", ""),
+            attempt_id=response.get("activityId", ""),
+            objects={},
+            type=kind.get("name"),
+            lease_seconds=await self._heartbeat_timeout(kind),
+            attributes=response,
+        )
+
+    async def _heartbeat_timeout(self, kind: Mapping[str, str]) -> float | None:
+        key = (kind.get("name", ""), kind.get("version", ""))
+        if key in self._timeouts:
+            return self._timeouts[key]
+        try:
+            described = await self.call(
+                "DescribeActivityType",
+                {"domain": self._domain, "activityType": {"name": key[0], "version": key[1]}},
+            )
+        except PipeworkerError as exc:
+            # Not fatal: the worker's progress_interval is the cadence then. Cached, so a
+            # missing permission costs one call per type, not one per task.
+            log.warning(
+                "cannot read the heartbeat timeout of activity type %s/%s (%s); "
+                "heartbeats follow progress_interval",
+                key[0],
+                key[1],
+                exc,
+            )
+            timeout = None
+        else:
+            configuration = described.get("configuration") or {}
+            timeout = _timeout_seconds(configuration.get("defaultTaskHeartbeatTimeout"))
+        self._timeouts[key] = timeout
+        return timeout
+
+    async def acknowledge(self, task: ReceivedTask) -> bool:
+        return False  # SWF starts the task when it hands it out
+
+    async def report_progress(
+        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+    ) -> bool:
+        params: dict[str, Any] = {"taskToken": task.id}
+        details = fields.get("details") if fields else None
+        if isinstance(details, str):
+            params["details"] = details
+        response = await self.call("RecordActivityTaskHeartbeat", params)
+        return bool(response.get("cancelRequested", False))
+
+    async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
+        if outcome.status == "FINISHED":
+            params: dict[str, Any] = {"taskToken": task.id}
+            if outcome.result is not None:
+                try:
+                    params["result"] = result_text(outcome.result)
+                except (TypeError, ValueError) as exc:
+                    log.warning("task %s: result is not JSON-serialisable: %s", task.id, exc)
+                    failed = Outcome.failed(
+                        "ResultNotSerializable", f"{type(outcome.result).__name__}: {exc}"
+                    )
+                    await self.call("RespondActivityTaskFailed", failure_params(task.id, failed))
+                    return
+            await self.call("RespondActivityTaskCompleted", params)
+        else:
+            await self.call("RespondActivityTaskFailed", failure_params(task.id, outcome))
+
+    async def canceled(self, task: ReceivedTask) -> None:
+        await self.call("RespondActivityTaskCanceled", {"taskToken": task.id})
+
+    async def heartbeat(self, queue: str) -> bool:
+        return False  # SWF has no runner heartbeat; the supervisor does not call this
+
+    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
+        return ["Amazon SWF has no progress fields: use task.heartbeat(details)"]
