@@ -401,7 +401,13 @@ def apply_settings(worker: Worker, options: Options) -> None:
         rebuilt = Worker(service=config.service, **values)
     except ConfigurationError as exc:
         message = str(exc)
-        origins = [source for param, source in given.items() if param in message]
+        # The service's own checks name the wire member (taskrunnerId), Worker names its argument.
+        lowered = message.lower()
+        origins = [
+            source
+            for param, source in given.items()
+            if param in message or param.replace("_", "") in lowered
+        ]
         suffix = f" (from {', '.join(origins)})" if origins else ""
         raise ConfigurationError(message + suffix) from exc
     worker.config = rebuilt.config

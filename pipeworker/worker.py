@@ -21,10 +21,13 @@ import contextvars
 import functools
 import inspect
 import logging
+import math
 import os
+import re
 import secrets
 import signal
 import socket
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -134,10 +137,33 @@ def _seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -
         raise ConfigurationError(
             f"{name} must be a number of seconds or a timedelta, not {type(value).__name__}"
         )
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+    if seconds < 0 or (seconds == 0 and not allow_zero) or not math.isfinite(seconds):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
     return seconds
+
+
+# botocore's own check, made before the first request instead of when the client is created.
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
+
+
+def _check_region(region: str | None) -> None:
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigurationError(
+            f"region {region!r} is not a region name (like 'us-east-1'); leave it unset to use "
+            "the usual AWS settings"
+        )
+
+
+def _check_endpoint_url(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"endpoint_url {url!r} is not an http:// or https:// URL with a host "
+            "(like 'http://127.0.0.1:8080')"
+        )
 
 
 @functools.cache
@@ -226,6 +252,8 @@ class Worker:
         for name, text in (("region", region), ("endpoint_url", endpoint_url)):
             if text is not None and not isinstance(text, str):
                 raise ConfigurationError(f"{name} must be a string or None")
+        _check_region(region)
+        _check_endpoint_url(endpoint_url)
         progress = _seconds("progress_interval", progress_interval)
         if progress * (1 + PROGRESS_JITTER) >= service.lease_seconds:
             raise ConfigurationError(

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -52,8 +53,42 @@ def _parser() -> argparse.ArgumentParser:
         help="delay added to each task-runner call, uniform in [MIN, MAX] milliseconds",
     )
     add("--seed", type=int, default=None, help="seed of the fault RNG")
+    add(
+        "--verify-signatures",
+        action="store_true",
+        help="check SigV4 signatures against --credentials (off: any signature is accepted)",
+    )
+    add(
+        "--credentials",
+        metavar="FILE",
+        help="file of ACCESS_KEY:SECRET lines for --verify-signatures (default: the "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of this environment)",
+    )
     add("--log-level", default="WARNING", help="logging level (WARNING)")
     return parser
+
+
+def _credentials(path: str | None) -> dict[str, str]:
+    """Access key -> secret from *path* (``KEY:SECRET`` lines), or from the environment."""
+    if path is None:
+        key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not key or not secret:
+            raise ValueError(
+                "--verify-signatures needs --credentials FILE or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
+            )
+        return {key: secret}
+    credentials: dict[str, str] = {}
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, secret = line.partition(":")
+            if not sep or not key.strip() or not secret.strip():
+                raise ValueError(f"{path}:{number}: expected ACCESS_KEY:SECRET")
+            credentials[key.strip()] = secret.strip()
+    return credentials
 
 
 async def _serve(service: LocalService) -> None:
@@ -85,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_min=args.latency_ms[0] / 1000,
             latency_max=args.latency_ms[1] / 1000,
             seed=args.seed,
+            verify_signatures=args.verify_signatures,
+            credentials=_credentials(args.credentials) if args.verify_signatures else {},
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

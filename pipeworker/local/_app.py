@@ -22,6 +22,7 @@ from pipeworker._model import validate_input
 from pipeworker.local._errors import COMMON, VALIDATE, ApiError, internal_error
 from pipeworker.local._faults import Fault, FaultInjector
 from pipeworker.local._ratelimit import RateLimiter
+from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._taskrunner import CONNECTION_ALIVE
 
 __all__ = ["CONTENT_TYPE", "TASK_RUNNER_OPERATIONS", "Dispatcher", "Handler", "Stats"]
@@ -96,6 +97,10 @@ def _unknown_operation(target: str) -> ApiError:
 class Dispatcher:
     """Routes requests to handlers; owns the counters, the fault injector and the rate limiter."""
 
+    verifier: SignatureVerifier | None = None
+    """Checks SigV4 signatures when set (``LocalConfig.verify_signatures``); the local control
+    calls (``PipeworkerLocal.*``) are exempt, as they are not AWS's."""
+
     def __init__(
         self,
         operations: Mapping[str, Handler],
@@ -150,12 +155,25 @@ class Dispatcher:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; every failure becomes an AWS-shaped error."""
         try:
+            if self.verifier is not None:
+                await self._verify(request)
             return await self._handle(request)
         except ApiError as error:
             return self._error(error)
         except Exception:
             log.exception("local service: unexpected error answering %s", request.path_qs)
             return self._error(internal_error())
+
+    async def _verify(self, request: web.Request) -> None:
+        assert self.verifier is not None
+        if request.headers.get("X-Amz-Target", "").startswith(CONTROL_PREFIX + "."):
+            return
+        self.verifier.verify(
+            method=request.method,
+            url=f"{request.scheme}://{request.host}{request.raw_path}",
+            headers=request.headers,
+            body=await request.read(),
+        )
 
     async def _parse(self, request: web.Request) -> tuple[str, str, dict[str, Any]]:
         target = request.headers.get("X-Amz-Target")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 __all__ = ["LocalConfig"]
 
@@ -36,6 +37,10 @@ class LocalConfig:
         latency_min: smallest delay added to every task-runner call.
         latency_max: largest delay added to every task-runner call (uniform between the two).
         seed: seed of the fault RNG, for repeatable fault sequences; None draws one at random.
+        verify_signatures: check every request's SigV4 signature against *credentials*, as AWS
+            does (off by default: anything signed with any key is accepted).
+        credentials: secret access key by access key id, for ``verify_signatures``; never
+            shown in the config's repr.
     """
 
     poll_hold: float = 90.0
@@ -50,15 +55,17 @@ class LocalConfig:
     latency_min: float = 0.0
     latency_max: float = 0.0
     seed: int | None = None
+    verify_signatures: bool = False
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for item in fields(self):
+            value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             if not math.isfinite(value) or value < 0:
                 raise ValueError(
-                    f"LocalConfig.{field.name} must be a finite number >= 0, got {value!r}"
+                    f"LocalConfig.{item.name} must be a finite number >= 0, got {value!r}"
                 )
         for name in ("error_rate", "throttle_rate", "drop_rate", "drop_after_fraction"):
             if getattr(self, name) > 1:
@@ -67,6 +74,8 @@ class LocalConfig:
             raise ValueError(
                 "LocalConfig: error_rate + throttle_rate + drop_rate must not exceed 1"
             )
+        if self.verify_signatures and not self.credentials:
+            raise ValueError("LocalConfig.verify_signatures needs credentials={access_key: secret}")
         if self.time_scale == 0:
             raise ValueError("LocalConfig.time_scale must be > 0")
         if self.latency_max < self.latency_min:

@@ -16,6 +16,7 @@ from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RateLimiter
 from pipeworker.local._scheduler import Scheduler
+from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
 from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
 from pipeworker.local._taskrunner import TaskRunnerApi
@@ -101,6 +102,8 @@ class LocalService:
         """Bind and start answering; :attr:`endpoint_url` is valid afterwards."""
         if self._runner is not None:
             raise RuntimeError("LocalService is already running")
+        if self.config.verify_signatures:
+            self.dispatcher.verifier = SignatureVerifier(self.config.credentials)
         # No access log: one log line per request would cost more than the request.
         runner = web.AppRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
         await runner.setup()

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from pipeworker import _redact
 from pipeworker._model import check_value, operation_input, validate_input
 from pipeworker.exceptions import (
     ConfigurationError,
@@ -78,6 +79,20 @@ RESERVED_ERROR_PREFIX = "Service_"
 
 _LEASE_LOST_CODES = frozenset(
     {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
+)
+# What AWS answers a request it cannot authenticate: never worth sending again as it is.
+_AUTHENTICATION_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationTokenException",
+        "MissingAuthenticationToken",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredTokenException",
+    }
 )
 _THROTTLING_CODES = frozenset(
     {
@@ -125,6 +140,13 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
         # PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
         if code in _LEASE_LOST_CODES and operation != "PollForTask":
             return LeaseLost(message, operation=operation, code=code)
+        if code in _AUTHENTICATION_CODES:
+            return RequestRejected(
+                f"{message} (the service did not accept this runner's credentials: check "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile or role, and the clock)",
+                operation=operation,
+                code=code,
+            )
         if code in _THROTTLING_CODES or status == 429:
             return ThrottlingError(message, operation=operation, code=code)
         if code == "InternalServiceError" or status >= 500:
@@ -288,6 +310,7 @@ class DataPipeline(Service):
 
     @asynccontextmanager
     async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+        _redact.install()  # botocore logs signed headers at DEBUG
         session = get_session()
         if await session.get_credentials() is None:
             raise ConfigurationError(
