@@ -6,15 +6,18 @@
     └── TaskGroup "tasks"
         ├── heartbeat loop               every heartbeat_interval, one call per worker group
         ├── grace enforcer               after stop(): waits shutdown_grace, cancels handlers
-        ├── task scope (one per task)    acknowledge, report progress, send the final status
+        ├── poll, then task scope        one PollForTask; the task it receives runs in place:
+        │   │                            acknowledge, report progress, send the final status
         │   └── handler task             the user's handler (a thread for plain functions)
-        └── TaskGroup "pollers"          one loop per worker group, each polling with a free slot
+        └── TaskGroup "pollers"          one loop per worker group, starting polls on free slots
 
-A slot is taken before a poll and handed to the task the poll returns, so there are never more
-polls in flight than free slots and a received task starts at once. A stop is two-phase: pollers
-waiting for a slot end at once, polls in flight may return (their task runs, or is handed back
-FAILED once the grace period is over); running tasks get ``shutdown_grace``; then their handlers
-are cancelled and the tasks reported FAILED with :data:`SHUTDOWN_ERROR_ID`.
+A slot is taken before a poll and kept by the task the poll returns, so there are never more
+polls in flight than free slots and a received task starts at once. Up to the free slots (at
+most ``MAX_POLLS_PER_QUEUE`` per worker group) are polling at once, so a busy group is not
+limited to one task per round trip. A stop is two-phase: pollers waiting for a slot end at once,
+polls in flight may return (their task runs, or is handed back FAILED once the grace period is
+over); running tasks get ``shutdown_grace``; then their handlers are cancelled and the tasks
+reported FAILED with :data:`SHUTDOWN_ERROR_ID`.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ NO_HANDLER_ERROR_ID = "NoHandler"
 CANCELED_BY_SERVICE = "canceled by the service"
 SHUTTING_DOWN = "the task runner is shutting down"
 FORCED = "the task runner was forced to stop"
+
+MAX_POLLS_PER_QUEUE = 64
+"""The most polls kept in flight on one worker group (never more than the free slots).
+
+Several polls per group let a busy group deliver more than one task per round trip; the cap keeps
+a worker with thousands of slots from holding thousands of idle long polls open."""
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -187,55 +196,87 @@ class Supervisor:
     # -- polling ---------------------------------------------------------------------------------
 
     async def _poll_loop(self, queue: str) -> None:
-        connection = self._connection
-        assert connection is not None
+        # Starts polls on *queue* while slots are free, up to MAX_POLLS_PER_QUEUE at once. Each
+        # poll holds a slot; the task it receives runs in the poll's own asyncio task, so a
+        # task received starts at once and costs no extra task to hand over.
         assert self._tasks is not None
+        tasks = self._tasks
         stopping = self._stopping
-        observer = self._observer
-
+        slots = self._slots
+        permits = asyncio.Semaphore(min(self._config.max_concurrency, MAX_POLLS_PER_QUEUE))
+        healthy = asyncio.Event()
+        healthy.set()
         while not stopping.is_set():
             self._waiting_for_slot.add(queue)
             try:
-                await self._slots.acquire()
+                await healthy.wait()  # a rejected poll pauses the whole group, not one poll
+                await permits.acquire()
+                try:
+                    await slots.acquire()
+                except BaseException:
+                    permits.release()
+                    raise
             finally:
                 self._waiting_for_slot.discard(queue)
-            handed_over = False
+            if stopping.is_set():
+                slots.release()
+                permits.release()
+                return
+            # Counted before the poll starts, so the shutdown cannot see "idle" while a task
+            # from the last poll is about to begin.
+            self._active += 1
+            self._idle.clear()
+            tasks.create_task(self._poll(queue, permits, healthy), name=f"pipeworker-poll-{queue}")
+            # Let other worker groups' loops take free slots in turn.
+            await asyncio.sleep(0)
+
+    async def _poll(self, queue: str, permits: asyncio.Semaphore, healthy: asyncio.Event) -> None:
+        # Owns one slot and one count of active scopes, taken by _poll_loop; gives both back.
+        connection = self._connection
+        assert connection is not None
+        stopping = self._stopping
+        released = False
+        try:
             try:
+                received = await _retry.call(
+                    _retry.POLL,
+                    lambda: connection.poll(queue),
+                    stop=stopping,
+                    on_retry=self._call_failed,
+                )
+            except PipeworkerError as exc:
                 if stopping.is_set():
                     return
+                log.error("poll of %r failed: %s", queue, exc, extra={"worker_group": queue})
+                self._call_failed(exc)
+                released = True
+                self._release()
+                healthy.clear()
                 try:
-                    received = await _retry.call(
-                        _retry.POLL,
-                        lambda: connection.poll(queue),
-                        stop=stopping,
-                        on_retry=self._call_failed,
-                    )
-                except PipeworkerError as exc:
-                    if stopping.is_set():
-                        return
-                    log.error("poll of %r failed: %s", queue, exc, extra={"worker_group": queue})
-                    self._call_failed(exc)
-                    self._slots.release()
-                    handed_over = True
                     await _retry.pause(_retry.POLL.maximum, stopping)
-                    continue
-                observer.poll_finished(queue, received)
-                if received is not None:
-                    # Counted before the scope starts, so the shutdown cannot see "idle" while
-                    # a task from the last poll is about to begin.
-                    self._active += 1
-                    self._idle.clear()
-                    self._tasks.create_task(self._run_task(received), name="pipeworker-task")
-                    handed_over = True
+                finally:
+                    healthy.set()
+                return
             finally:
-                if not handed_over:
-                    self._slots.release()
+                permits.release()
+            self._observer.poll_finished(queue, received)
+            if received is not None:
+                await self._run_task(received)
+        finally:
+            if not released:
+                self._release()
+
+    def _release(self) -> None:
+        # Called exactly once per poll started: gives back its slot and its count.
+        self._slots.release()
+        self._active -= 1
+        if not self._active:
+            self._idle.set()
 
     # -- one task -------------------------------------------------------------------------------
 
     async def _run_task(self, received: ReceivedTask) -> None:
-        # Owns the slot taken by the poll that received the task, and the count of active
-        # scopes the poller took for it; gives both back when done.
+        # Runs in the asyncio task of the poll that received it; _poll gives the slot back.
         connection = self._connection
         assert connection is not None
         task = self._task_class(received, connection)
@@ -283,10 +324,6 @@ class Supervisor:
             raise
         finally:
             self._running.pop(task, None)
-            self._active -= 1
-            self._slots.release()
-            if not self._active:
-                self._idle.set()
 
     async def _invoke(self, activity: Activity, task: Task) -> Outcome | None:
         in_handler.set(True)

@@ -14,6 +14,7 @@ while running (or, with ``--local``, a pipeline object failed), 2 a usage or con
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -150,6 +151,14 @@ SETTINGS: tuple[Setting, ...] = (
         "SECONDS",
         "seconds running tasks get to finish after a stop is asked for (Worker default: 30)",
         "shutdown_grace",
+    ),
+    Setting(
+        "transport",
+        ("--transport",),
+        _choice("lean", "aiobotocore"),
+        "NAME",
+        "how the hot calls are sent: lean (signed JSON over aiohttp) or aiobotocore "
+        "(default: the service's own, lean)",
     ),
     Setting(
         "log_level",
@@ -379,6 +388,15 @@ def apply_settings(worker: Worker, options: Options) -> None:
     from pipeworker.worker import Worker
 
     config = worker.config
+    transport = options.settings.get("transport")
+    if transport is not None and getattr(config.service, "transport", None) != transport:
+        with_transport = getattr(config.service, "with_transport", None)
+        if with_transport is None:
+            raise ConfigurationError(
+                f"{options.sources['transport']}: the {config.service.name} service has no "
+                "transport switch"
+            )
+        worker.config = config = dataclasses.replace(config, service=with_transport(transport))
     values: dict[str, Any] = {
         "region": config.region,
         "endpoint_url": config.endpoint_url,

@@ -1,14 +1,19 @@
 """AWS Data Pipeline behind the service interface: client profiles, wire shapes, error mapping.
 
-Two aiobotocore clients, so long polls can never starve the calls that keep leases:
+Two call profiles, so long polls can never starve the calls that keep leases:
 
-- the *poll* client: read timeout well above the 90 s hold, one connection per worker group (at
-  most one poll per group is in flight, so a poll never waits for a connection);
-- the *report* client: progress, status, heartbeat and expressions, with its own pool.
+- *poll*: read timeout well above the 90 s hold, a connection for every slot (polls never
+  outnumber free slots, so a poll never waits for a connection);
+- *report*: progress, status, heartbeat and expressions, with its own pool.
 
-Both have botocore's retries off: the one retry layer is ``pipeworker._retry``. Every request goes
-through :meth:`_DataPipelineConnection.call`, the single seam where botocore's errors become
-pipeworker's and where a leaner transport can later be switched in.
+Two transports send them. ``transport="lean"`` (the default) sends the hot calls (poll, progress,
+status, heartbeat) through :mod:`pipeworker.services._signed`: botocore's SigV4 signer and bare
+aiohttp, about a third of botocore's CPU per call; credentials, region and endpoint still come
+from aiobotocore, and EvaluateExpression still goes through an aiobotocore client.
+``transport="aiobotocore"`` sends everything through two aiobotocore clients. Both have retries
+off: the one retry layer is ``pipeworker._retry``. Every request goes through
+:meth:`_DataPipelineConnection.call`, the single seam where errors of either transport are mapped
+by one table (:func:`map_error`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from functools import cache
-from typing import Any, Final
+from functools import cache, partial
+from typing import Any, Final, Literal
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -46,6 +51,7 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
+from pipeworker.services._signed import ErrorAnswer, Profile, SignedTransport
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
@@ -69,6 +75,8 @@ __all__ = [
 ]
 
 SERVICE: Final = "datapipeline"
+Transport = Literal["lean", "aiobotocore"]
+TRANSPORTS: Final = ("lean", "aiobotocore")
 POLL_HOLD = 90.0
 """How long the service holds a PollForTask open when it has no task."""
 
@@ -117,6 +125,13 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # Everything outside the model's character pattern: control characters and lone surrogates.
 _OUTSIDE_PATTERN = re.compile("[^\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff\r\n\t]")
 
+# Sent by the lean transport; everything else (EvaluateExpression) goes through aiobotocore.
+_HOT_OPERATIONS = {
+    "PollForTask": "poll",
+    "ReportTaskProgress": "report",
+    "SetTaskStatus": "report",
+    "ReportTaskRunnerHeartbeat": "report",
+}
 _OPERATIONS = {
     "PollForTask": "poll_for_task",
     "ReportTaskProgress": "report_task_progress",
@@ -127,31 +142,19 @@ _OPERATIONS = {
 
 
 def map_error(operation: str, exc: Exception) -> PipeworkerError:
-    """Translate what aiobotocore raised for *operation* into the exception tree.
+    """Translate what either transport raised for *operation* into the exception tree.
 
     Most specific first: lost leases, throttling, server errors, other request errors, then
-    transport failures and local configuration problems.
+    transport failures and local configuration problems. botocore's ``ClientError`` and the lean
+    transport's ``ErrorAnswer`` carry the same code, message and status, mapped by one table.
     """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        message = f"{operation}: {code}: {error.get('Message') or exc}"
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        # PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
-        if code in _LEASE_LOST_CODES and operation != "PollForTask":
-            return LeaseLost(message, operation=operation, code=code)
-        if code in _AUTHENTICATION_CODES:
-            return RequestRejected(
-                f"{message} (the service did not accept this runner's credentials: check "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile or role, and the clock)",
-                operation=operation,
-                code=code,
-            )
-        if code in _THROTTLING_CODES or status == 429:
-            return ThrottlingError(message, operation=operation, code=code)
-        if code == "InternalServiceError" or status >= 500:
-            return TransientServiceError(message, operation=operation, code=code or str(status))
-        return RequestRejected(message, operation=operation, code=code or str(status))
+        return _map_answer(operation, code, str(error.get("Message") or exc), status)
+    if isinstance(exc, ErrorAnswer):
+        return _map_answer(operation, exc.code, exc.message or str(exc.status), exc.status)
     if isinstance(exc, _TRANSIENT_ERRORS):
         name = type(exc).__name__
         return TransientServiceError(f"{operation}: {name}: {exc}", operation=operation, code=name)
@@ -161,6 +164,25 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
         return ValidationError(f"{operation}: {exc}")
     name = type(exc).__name__
     return RequestRejected(f"{operation}: {name}: {exc}", operation=operation, code=name)
+
+
+def _map_answer(operation: str, code: str, text: str, status: int) -> PipeworkerError:
+    message = f"{operation}: {code}: {text}"
+    # PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
+    if code in _LEASE_LOST_CODES and operation != "PollForTask":
+        return LeaseLost(message, operation=operation, code=code)
+    if code in _AUTHENTICATION_CODES:
+        return RequestRejected(
+            f"{message} (the service did not accept this runner's credentials: check "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile or role, and the clock)",
+            operation=operation,
+            code=code,
+        )
+    if code in _THROTTLING_CODES or status == 429:
+        return ThrottlingError(message, operation=operation, code=code)
+    if code == "InternalServiceError" or status >= 500:
+        return TransientServiceError(message, operation=operation, code=code or str(status))
+    return RequestRejected(message, operation=operation, code=code or str(status))
 
 
 @cache
@@ -267,6 +289,9 @@ class DataPipeline(Service):
         poll_read_timeout: the poll client's read timeout, above the 90 s hold.
         report_pool_size: connections for progress, status and heartbeat calls; by default
             ``max_concurrency`` capped to 10..100.
+        transport: ``"lean"`` (default) sends poll, progress, status and heartbeat signed by
+            botocore's SigV4 signer over bare aiohttp, at about a third of botocore's CPU per
+            call; ``"aiobotocore"`` sends every call through aiobotocore clients.
     """
 
     name = SERVICE
@@ -278,7 +303,13 @@ class DataPipeline(Service):
         lease: float | timedelta = timedelta(minutes=5),
         poll_read_timeout: float = POLL_HOLD + 30.0,
         report_pool_size: int | None = None,
+        transport: Transport = "lean",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(
+                f"transport={transport!r}: use one of {', '.join(map(repr, TRANSPORTS))}"
+            )
+        self.transport: Transport = transport
         self.lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else lease
         if poll_read_timeout <= POLL_HOLD:
             raise ConfigurationError(
@@ -288,7 +319,16 @@ class DataPipeline(Service):
         self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
-        return f"DataPipeline(lease={self.lease_seconds:g})"
+        return f"DataPipeline(lease={self.lease_seconds:g}, transport={self.transport!r})"
+
+    def with_transport(self, transport: Transport) -> DataPipeline:
+        """A copy of this service sending its hot calls with *transport*."""
+        return DataPipeline(
+            lease=self.lease_seconds,
+            poll_read_timeout=self.poll_read_timeout,
+            report_pool_size=self.report_pool_size,
+            transport=transport,
+        )
 
     def check_queue(self, queue: str) -> list[str]:
         """Check a worker group against the model (length, characters); empty is refused too."""
@@ -312,22 +352,29 @@ class DataPipeline(Service):
     async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
         _redact.install()  # botocore logs signed headers at DEBUG
         session = get_session()
-        if await session.get_credentials() is None:
+        credentials = await session.get_credentials()
+        if credentials is None:
             raise ConfigurationError(
                 "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "AWS_PROFILE, or run where an instance role is available"
             )
         no_retries = {"total_max_attempts": 1, "mode": "standard"}
         pool = self.report_pool_size or min(max(settings.max_concurrency, 10), 100)
-        poll_config = AioConfig(
-            read_timeout=self.poll_read_timeout,
-            connect_timeout=10,
-            retries=no_retries,
-            max_pool_connections=len(settings.queues) + 1,
-        )
+        # Polls never outnumber free slots: one connection per slot, and one to spare.
+        poll_pool = settings.max_concurrency + 1
         report_config = AioConfig(
             read_timeout=30, connect_timeout=10, retries=no_retries, max_pool_connections=pool
         )
+        configs = [report_config]
+        if self.transport == "aiobotocore":
+            configs.append(
+                AioConfig(
+                    read_timeout=self.poll_read_timeout,
+                    connect_timeout=10,
+                    retries=no_retries,
+                    max_pool_connections=poll_pool,
+                )
+            )
         async with AsyncExitStack() as stack:
             try:
                 clients = [
@@ -339,28 +386,64 @@ class DataPipeline(Service):
                             config=config,
                         )
                     )
-                    for config in (poll_config, report_config)
+                    for config in configs
                 ]
             except NoRegionError as exc:
                 raise ConfigurationError(
                     "no AWS region: pass region=... or set AWS_DEFAULT_REGION"
                 ) from exc
-            yield _DataPipelineConnection(clients[0], clients[1], settings)
+            report_client = clients[0]
+            senders: dict[str, Callable[[Mapping[str, Any]], Awaitable[Any]]] = {
+                operation: _keywords(getattr(report_client, name))
+                for operation, name in _OPERATIONS.items()
+            }
+            if self.transport == "aiobotocore":
+                senders["PollForTask"] = _keywords(clients[1].poll_for_task)
+            else:
+                meta = report_client.meta
+                transport = SignedTransport(
+                    credentials=credentials,
+                    region=meta.region_name,
+                    endpoint_url=meta.endpoint_url,
+                    signing_name=SERVICE,
+                    target_prefix="DataPipeline",
+                    content_type="application/x-amz-json-1.1",
+                    profiles={
+                        "poll": Profile(pool=poll_pool, read_timeout=self.poll_read_timeout),
+                        "report": Profile(pool=pool, read_timeout=30),
+                    },
+                )
+                stack.push_async_callback(transport.close)
+                for operation, profile in _HOT_OPERATIONS.items():
+                    senders[operation] = partial(transport.call, profile, operation)
+            yield _DataPipelineConnection(senders, settings)
+
+
+def _keywords(
+    method: Callable[..., Awaitable[Any]],
+) -> Callable[[Mapping[str, Any]], Awaitable[Any]]:
+    async def send(params: Mapping[str, Any]) -> Any:
+        return await method(**params)
+
+    send.client = method.__self__  # type: ignore[attr-defined]  # for tests of the profiles
+    return send
 
 
 class _DataPipelineConnection(Connection):
-    def __init__(self, poll_client: Any, report_client: Any, settings: ConnectionSettings) -> None:
+    def __init__(
+        self,
+        senders: Mapping[str, Callable[[Mapping[str, Any]], Awaitable[Any]]],
+        settings: ConnectionSettings,
+    ) -> None:
         self._settings = settings
-        # Bound once: the hot path looks a method up in a dict instead of by attribute name.
-        self._methods: dict[str, Callable[..., Awaitable[Mapping[str, Any]]]] = {
-            operation: getattr(poll_client if operation == "PollForTask" else report_client, name)
-            for operation, name in _OPERATIONS.items()
-        }
+        # Bound once: the hot path looks a sender up in a dict instead of by attribute name.
+        self._senders = dict(senders)
 
     async def call(self, operation: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send one request; the only place botocore's errors are translated."""
+        """Send one request; the only place either transport's errors are translated."""
         try:
-            return await self._methods[operation](**params)
+            answer: Mapping[str, Any] = await self._senders[operation](params)
+            return answer
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -10,7 +10,7 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 
-from pipeworker import Worker, _retry
+from pipeworker import DataPipeline, Worker, _retry
 from pipeworker.local import LocalConfig, LocalService
 
 FAST = LocalConfig(poll_hold=0.3, ack_timeout=5.0, time_scale=0.001)
@@ -72,12 +72,20 @@ async def make_service() -> AsyncIterator[Callable[..., Awaitable[LocalService]]
         await running.stop()
 
 
+@pytest.fixture(params=["lean", "aiobotocore"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Both transports of the Data Pipeline service: every worker test runs on each."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_worker(service: LocalService) -> Callable[..., Worker]:
-    """``make_worker(cls=Worker, **settings)``: a worker for the local service, short intervals."""
+def make_worker(service: LocalService, transport: str) -> Callable[..., Worker]:
+    """``make_worker(cls=Worker, **settings)``: a worker for the local service, short intervals,
+    on the transport under test unless a service is given."""
 
     def make(cls: type[Worker] = Worker, **settings: Any) -> Worker:
         defaults: dict[str, Any] = {
+            "service": DataPipeline(transport=transport),  # type: ignore[arg-type]
             "endpoint_url": service.endpoint_url,
             "region": "us-east-1",
             "progress_interval": 0.2,

@@ -181,3 +181,19 @@ def test_repr_names_the_runner_and_its_worker_groups() -> None:
     worker.activity("wg-b")(noop)
     worker.activity("wg-a", type="CopyActivity")(noop)
     assert repr(worker) == "<Worker 'runner-1' worker groups=['wg-a', 'wg-b']>"
+
+
+def test_the_transport_switch_from_the_service_the_flag_and_the_environment() -> None:
+    from pipeworker.cli import apply_settings, parse_options
+
+    assert DataPipeline().transport == "lean"
+    assert DataPipeline(transport="aiobotocore").transport == "aiobotocore"
+    with pytest.raises(ConfigurationError, match="transport='http'"):
+        DataPipeline(transport="http")  # type: ignore[arg-type]
+    worker = Worker(service=DataPipeline(lease=200), region="us-east-1")
+    apply_settings(worker, parse_options(["app:w", "--transport", "aiobotocore"], {}))
+    service = worker.config.service
+    assert isinstance(service, DataPipeline)
+    assert (service.transport, service.lease_seconds) == ("aiobotocore", 200)
+    apply_settings(worker, parse_options(["app:w"], {"PIPEWORKER_TRANSPORT": "lean"}))
+    assert worker.config.service.transport == "lean"  # type: ignore[attr-defined]

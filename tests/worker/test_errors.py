@@ -6,6 +6,8 @@ pure function, and the local-service tests exercise the same path over real HTTP
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 from botocore.exceptions import (
@@ -23,6 +25,7 @@ from pipeworker import (
     ThrottlingError,
     TransientServiceError,
 )
+from pipeworker.services._signed import parse_error
 from pipeworker.services.datapipeline import map_error
 
 
@@ -95,3 +98,36 @@ def test_transport_failures_are_transient(exc: Exception) -> None:
 
 def test_missing_credentials_is_a_configuration_error() -> None:
     assert isinstance(map_error("PollForTask", NoCredentialsError()), ConfigurationError)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("TaskNotFoundException", 400),
+        ("PipelineDeletedException", 400),
+        ("ThrottlingException", 400),
+        ("", 429),
+        ("InternalServiceError", 500),
+        ("", 503),
+        ("InvalidRequestException", 400),
+        ("AccessDeniedException", 403),
+    ],
+)
+def test_the_lean_transport_maps_error_answers_with_the_same_table(code: str, status: int) -> None:
+    body = json.dumps({"__type": f"com.amazon.datapipeline#{code}", "message": "boom"})
+    answer = parse_error(status, body.encode() if code else b"", {})
+    assert answer.code == (code or str(status))
+    lean = map_error("SetTaskStatus", answer)
+    botocore = map_error("SetTaskStatus", client_error(code or str(status), status))
+    assert type(lean) is type(botocore)
+    assert lean.code == botocore.code  # type: ignore[attr-defined]
+    if code:
+        assert str(lean) == str(botocore)
+
+
+def test_error_answers_read_the_code_and_message_as_botocore_does() -> None:
+    answer = parse_error(400, b'{"__type": "a#b#Code", "Message": "capital"}', {})
+    assert (answer.code, answer.message) == ("Code", "capital")
+    header = parse_error(400, b"not json", {"x-amzn-ErrorType": "Other:http://x"})
+    assert (header.code, header.message) == ("Other", "")
+    assert parse_error(502, b"<html>", {}).code == "502"

@@ -188,14 +188,41 @@ async def test_polls_and_reports_use_separate_clients_with_their_own_profiles(
         queues=["a", "b", "c"],
         max_concurrency=40,
     )
-    async with DataPipeline().connect(settings) as connection:
-        methods = connection._methods  # type: ignore[attr-defined]
-        poll = methods["PollForTask"].__self__.meta.config
-        report = methods["SetTaskStatus"].__self__.meta.config
-        assert methods["ReportTaskProgress"].__self__ is methods["SetTaskStatus"].__self__
-        assert methods["PollForTask"].__self__ is not methods["SetTaskStatus"].__self__
+    async with DataPipeline(transport="aiobotocore").connect(settings) as connection:
+        senders = connection._senders  # type: ignore[attr-defined]
+        poll = senders["PollForTask"].client.meta.config
+        report = senders["SetTaskStatus"].client.meta.config
+        assert senders["ReportTaskProgress"].client is senders["SetTaskStatus"].client
+        assert senders["PollForTask"].client is not senders["SetTaskStatus"].client
     assert poll.read_timeout > 90  # above the service's 90 s hold
     assert poll.retries["total_max_attempts"] == 1  # the one retry layer is pipeworker's
     assert report.retries["total_max_attempts"] == 1
-    assert poll.max_pool_connections == 4  # one poll per worker group, plus one
+    assert poll.max_pool_connections == 41  # one poll per slot, plus one
     assert report.max_pool_connections == 40
+
+
+async def test_the_lean_transport_has_separate_poll_and_report_pools(
+    service: LocalService,
+) -> None:
+    settings = ConnectionSettings(
+        region="us-east-1",
+        endpoint_url=service.endpoint_url,
+        taskrunner_id="r",
+        hostname="h",
+        queues=["a", "b", "c"],
+        max_concurrency=40,
+    )
+    async with DataPipeline().connect(settings) as connection:
+        senders = connection._senders  # type: ignore[attr-defined]
+        assert senders["PollForTask"].args == ("poll", "PollForTask")
+        for operation in ("ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat"):
+            assert senders[operation].args == ("report", operation)
+        sessions = senders["PollForTask"].func.__self__._sessions
+        poll, report = sessions["poll"], sessions["report"]
+        assert poll.connector is not report.connector
+        assert poll.timeout.sock_read > 90  # above the service's 90 s hold
+        assert report.timeout.sock_read == 30
+        assert poll.connector.limit == 41  # one poll per slot, plus one
+        assert report.connector.limit == 40
+        # EvaluateExpression still goes through aiobotocore.
+        assert senders["EvaluateExpression"].client.meta.config.retries["total_max_attempts"] == 1

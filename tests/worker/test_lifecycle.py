@@ -111,7 +111,10 @@ async def test_a_task_received_by_a_poll_in_flight_during_stop_is_run_or_handed_
     runs: bool,
 ) -> None:
     slow_polls = await make_service(poll_hold=3.0)
-    worker = make_worker(endpoint_url=slow_polls.endpoint_url, shutdown_grace=grace)
+    # One slot, so exactly one poll is in flight when the stop comes.
+    worker = make_worker(
+        endpoint_url=slow_polls.endpoint_url, shutdown_grace=grace, max_concurrency=1
+    )
     ran: list[str] = []
 
     @worker.activity("wg-late")
