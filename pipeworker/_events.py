@@ -7,13 +7,23 @@ is the shape of the lifecycle methods a :class:`~pipeworker.Worker` (or a subcla
 
 from __future__ import annotations
 
-from typing import Protocol
+import inspect
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, cast
 
-from pipeworker.exceptions import PipeworkerError
+from pipeworker.exceptions import PipeworkerError, TransientServiceError
 from pipeworker.services.base import Outcome, ReceivedTask
 from pipeworker.task import Task
 
-__all__ = ["Hooks", "Observer"]
+__all__ = [
+    "Hooks",
+    "ObservedConnection",
+    "Observer",
+    "combine",
+    "observe_connection",
+    "wants_calls",
+]
 
 
 class Observer:
@@ -41,6 +51,16 @@ class Observer:
     def heartbeat_sent(self, queue: str, terminate: bool) -> None:
         """A runner heartbeat for *queue* landed."""
 
+    def call_finished(
+        self, operation: str, error: BaseException | None, seconds: float, retry: bool
+    ) -> None:
+        """One attempt of a service call ended, successful (*error* None) or not.
+
+        *operation* is the connection method (``poll``, ``acknowledge``, ``report_progress``,
+        ``finish``, ``heartbeat``, ``evaluate``, ...); *retry* is True when the attempt repeats
+        the same call after a transient failure. Only called when the observer overrides it.
+        """
+
 
 class Hooks(Protocol):
     """The lifecycle hooks a Worker (or a subclass) provides."""
@@ -49,3 +69,103 @@ class Hooks(Protocol):
     async def on_shutdown(self) -> None: ...
     async def on_task_start(self, task: Task) -> None: ...
     async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
+
+
+def _overrides(observer: Observer, name: str) -> bool:
+    return name in vars(observer) or getattr(type(observer), name) is not getattr(Observer, name)
+
+
+class _Fanout(Observer):
+    # Built only when there are several observers; each event goes to each in turn.
+    def __init__(self, observers: list[Observer]) -> None:
+        self._observers = observers
+        for name in _EVENTS:
+            targets = [getattr(o, name) for o in observers if _overrides(o, name)]
+            setattr(self, name, _fan(targets))
+
+
+def _fan(targets: list[Callable[..., None]]) -> Callable[..., None]:
+    def fan(*args: Any) -> None:
+        for target in targets:
+            target(*args)
+
+    return fan
+
+
+_EVENTS = [name for name in vars(Observer) if not name.startswith("_")]
+
+
+def combine(*observers: Observer | None) -> Observer | None:
+    """One observer telling every given one about each event; None when none is given."""
+    present = [observer for observer in observers if observer is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return _Fanout(present)
+
+
+def wants_calls(observer: Observer) -> bool:
+    """Whether *observer* listens to :meth:`Observer.call_finished` (worth timing each call)."""
+    if isinstance(observer, _Fanout):
+        return any(wants_calls(o) for o in observer._observers)
+    return _overrides(observer, "call_finished")
+
+
+class ObservedConnection:
+    """A connection whose coroutine methods tell an observer how each call went.
+
+    Wraps any service's connection without knowing its methods: every public coroutine method
+    is timed; other attributes pass through. A call repeated with the same first argument after a
+    transient failure (the retry layer's next attempt) is flagged as a retry.
+    """
+
+    def __init__(self, inner: object, observer: Observer) -> None:
+        self._inner = inner
+        self._observer = observer
+        self._failed: set[tuple[str, int]] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(value):
+            return value
+        wrapped = self._wrap(name, value)
+        setattr(self, name, wrapped)  # cached: __getattr__ runs once per method
+        return wrapped
+
+    def _wrap(
+        self, operation: str, method: Callable[..., Coroutine[Any, Any, Any]]
+    ) -> Callable[..., Coroutine[Any, Any, Any]]:
+        observer = self._observer
+        failed = self._failed
+        clock = time.monotonic
+
+        async def observed(*args: Any, **kwargs: Any) -> Any:
+            key = (operation, id(args[0]) if args else 0)
+            retry = bool(failed) and key in failed
+            start = clock()
+            try:
+                result = await method(*args, **kwargs)
+            except TransientServiceError as exc:
+                if len(failed) > 1000:  # calls that were never repeated; forget them
+                    failed.clear()
+                failed.add(key)
+                observer.call_finished(operation, exc, clock() - start, retry)
+                raise
+            except Exception as exc:
+                failed.discard(key)
+                observer.call_finished(operation, exc, clock() - start, retry)
+                raise
+            if retry:
+                failed.discard(key)
+            observer.call_finished(operation, None, clock() - start, retry)
+            return result
+
+        return observed
+
+
+def observe_connection(connection: Any, observer: Observer) -> Any:
+    """*connection* itself, or wrapped in :class:`ObservedConnection` if *observer* wants calls."""
+    if wants_calls(observer):
+        return cast(Any, ObservedConnection(connection, observer))
+    return connection

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pipeworker import _retry
-from pipeworker._events import Hooks, Observer
+from pipeworker._events import Hooks, Observer, observe_connection
 from pipeworker.exceptions import (
     LeaseLost,
     PipeworkerError,
@@ -139,6 +139,11 @@ class Supervisor:
         """How many tasks are running now."""
         return len(self._running)
 
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for."""
+        return self._stopping.is_set()
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Connect, poll and run tasks until stopped; set *ready* once polling is armed."""
         config = self._config
@@ -152,7 +157,7 @@ class Supervisor:
         )
         try:
             async with config.service.connect(settings) as connection:
-                self._connection = connection
+                self._connection = observe_connection(connection, self._observer)
                 await self._hooks.on_startup()
                 try:
                     await self._supervise(ready)

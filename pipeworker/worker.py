@@ -32,11 +32,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, overload
 
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
 from pipeworker.task import Task
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
+
+    from pipeworker._events import Observer
+    from pipeworker._health import Operations
+    from pipeworker._metrics import Metrics
 
 __all__ = ["Activity", "Handler", "Worker", "WorkerConfig"]
 
@@ -76,6 +84,11 @@ class WorkerConfig:
     progress_interval: float
     heartbeat_interval: float
     shutdown_grace: float
+    http_port: int | None = None
+    http_host: str = "127.0.0.1"
+    loop_stall_threshold: float | None = 1.0
+    health_max_loop_lag: float = 5.0
+    ready_max_call_age: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +226,17 @@ class Worker:
         heartbeat_interval: seconds between runner heartbeats; default 900 (15 minutes).
         shutdown_grace: seconds running tasks get to finish after a stop is requested, before
             they are cancelled and reported FAILED with ``RunnerShutdown``; default 30.
+        observer: told about every event of the running worker (see ``pipeworker._events``),
+            beside the metrics; None by default.
+        http_port: serve ``/healthz``, ``/readyz`` and ``/metrics`` on this port while running;
+            None (the default) serves nothing, 0 picks a free port (see :attr:`http_url`).
+        http_host: the address the endpoint binds; ``127.0.0.1`` by default.
+        loop_stall_threshold: seconds the event loop may go without running before a WARNING
+            names the activity blocking it; default 1; None switches the watchdog off.
+        health_max_loop_lag: ``/healthz`` answers 503 while the loop is blocked (or lags)
+            longer than this; default 5 seconds.
+        ready_max_call_age: ``/readyz`` answers 503 when no service call succeeded for this
+            long; default 300 seconds (two long polls with their read timeout, and more).
 
     Raises:
         ConfigurationError: a setting is invalid; the message names it.
@@ -238,6 +262,12 @@ class Worker:
         progress_interval: float | timedelta = 60.0,
         heartbeat_interval: float | timedelta = 900.0,
         shutdown_grace: float | timedelta = 30.0,
+        observer: Observer | None = None,
+        http_port: int | None = None,
+        http_host: str = "127.0.0.1",
+        loop_stall_threshold: float | timedelta | None = 1.0,
+        health_max_loop_lag: float | timedelta = 5.0,
+        ready_max_call_age: float | timedelta = 300.0,
     ) -> None:
         if service is None:
             from pipeworker.services.datapipeline import DataPipeline
@@ -249,6 +279,14 @@ class Worker:
             )
         if max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if http_port is not None and (
+            isinstance(http_port, bool)
+            or not isinstance(http_port, int)
+            or not 0 <= http_port <= 65535
+        ):
+            raise ConfigurationError(f"http_port must be a port number 0-65535, got {http_port!r}")
+        if not isinstance(http_host, str) or not http_host:
+            raise ConfigurationError(f"http_host must be a host name or address, got {http_host!r}")
         for name, text in (("region", region), ("endpoint_url", endpoint_url)):
             if text is not None and not isinstance(text, str):
                 raise ConfigurationError(f"{name} must be a string or None")
@@ -277,7 +315,17 @@ class Worker:
             progress_interval=progress,
             heartbeat_interval=_seconds("heartbeat_interval", heartbeat_interval),
             shutdown_grace=_seconds("shutdown_grace", shutdown_grace, allow_zero=True),
+            http_port=http_port,
+            http_host=http_host,
+            loop_stall_threshold=None
+            if loop_stall_threshold is None
+            else _seconds("loop_stall_threshold", loop_stall_threshold),
+            health_max_loop_lag=_seconds("health_max_loop_lag", health_max_loop_lag),
+            ready_max_call_age=_seconds("ready_max_call_age", ready_max_call_age),
         )
+        self._observer = observer
+        self._metrics: Metrics | None = None
+        self._operations: Operations | None = None
         self._activities: dict[tuple[str, str | None], Activity] = {}
         self._supervisor: Any = None
         self._serving: asyncio.Task[None] | None = None
@@ -355,6 +403,38 @@ class Worker:
                     for queue, type_ in marks:
                         self._register(queue, type_, bound)
 
+    # -- operations: metrics and the health endpoint -----------------------------------------
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The worker's Prometheus registry (its own, never the global one).
+
+        Asking for it switches metrics on for the next run; a host application can serve it,
+        for example with :meth:`metrics_handler`.
+        """
+        return self._metrics_observer().registry
+
+    def metrics_handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """An aiohttp handler serving :attr:`metrics_registry`, to mount in a host app::
+
+        app.router.add_get("/metrics", worker.metrics_handler())
+        """
+        from prometheus_client.aiohttp import make_aiohttp_handler
+
+        return make_aiohttp_handler(self.metrics_registry)
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://host:port`` of the health and metrics endpoint while it is served."""
+        return self._operations.url if self._operations is not None else None
+
+    def _metrics_observer(self) -> Metrics:
+        if self._metrics is None:
+            from pipeworker._metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
+
     # -- lifecycle hooks (override in a subclass) ------------------------------------------
 
     async def on_startup(self) -> None:
@@ -395,12 +475,26 @@ class Worker:
             raise RuntimeError("this worker is already running")
         if not self._activities:
             raise ConfigurationError("no activity is registered: decorate a handler first")
-        supervisor = Supervisor(self.config, list(self._activities.values()), hooks=self)
+        from pipeworker._events import combine
+        from pipeworker._health import Operations
+
+        config = self.config
+        activities = list(self._activities.values())
+        # Metrics only when asked for (an endpoint, or the registry): none costs nothing per task.
+        metrics = self._metrics
+        if metrics is None and config.http_port is not None:
+            metrics = self._metrics_observer()
+        observer = combine(metrics, self._observer)
+        supervisor = Supervisor(config, activities, hooks=self, observer=observer)
         self._supervisor = supervisor
+        armed = ready if ready is not None else asyncio.Event()
+        self._operations = operations = Operations(config, metrics)
         try:
-            await supervisor.run(ready)
+            async with operations.running(supervisor, activities, armed):
+                await supervisor.run(armed)
         finally:
             self._supervisor = None
+            self._operations = None
 
     async def stop(self) -> None:
         """Stop gracefully: no new polls, running tasks get ``shutdown_grace`` to finish.
