@@ -45,6 +45,16 @@ def _positive_int(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number") from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def _seconds(text: str) -> float:
     try:
         return float(text)
@@ -161,6 +171,23 @@ SETTINGS: tuple[Setting, ...] = (
         "(default: the service's own, lean)",
     ),
     Setting(
+        "http_port",
+        ("--http-port",),
+        _port,
+        "PORT",
+        "serve /healthz, /readyz and /metrics on this port (0: any free one); with --check, "
+        "probe a running worker's /healthz on it instead (default: no endpoint)",
+        "http_port",
+    ),
+    Setting(
+        "http_host",
+        ("--http-host",),
+        str,
+        "HOST",
+        "the address the endpoint binds, and --check probes (default: 127.0.0.1)",
+        "http_host",
+    ),
+    Setting(
         "log_level",
         ("--log-level",),
         _choice("debug", "info", "warning", "error", "critical"),
@@ -185,13 +212,15 @@ environment:
 exit codes:
   0  the worker stopped normally (SIGTERM/SIGINT, or the service asked it to terminate);
      with --local, every pipeline object finished
-  1  the worker failed while running; with --local, a pipeline object failed
+  1  the worker failed while running; with --local, a pipeline object failed;
+     with --check --http-port, the worker is unhealthy or did not answer
   2  a usage or configuration error (found before any task was polled)
 
 examples:
   python -m pipeworker examples.hello:worker --local
   python -m pipeworker myapp.tasks:worker --region eu-west-1 --concurrency 4
   python -m pipeworker myapp/tasks.py:build_worker --factory --check
+  python -m pipeworker myapp.tasks:worker --check --http-port 9100   # liveness probe
 """
 
 
@@ -231,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="load the app, validate settings and registrations, print the activities "
-        "and worker groups, and exit without polling",
+        "and worker groups, and exit without polling; with --http-port, probe a running "
+        "worker's /healthz instead and exit 0 if it is healthy, 1 if not",
     )
     local = parser.add_argument_group("local run (no AWS account needed)")
     local.add_argument(
@@ -406,6 +436,11 @@ def apply_settings(worker: Worker, options: Options) -> None:
         "progress_interval": config.progress_interval,
         "heartbeat_interval": config.heartbeat_interval,
         "shutdown_grace": config.shutdown_grace,
+        "http_port": config.http_port,
+        "http_host": config.http_host,
+        "loop_stall_threshold": config.loop_stall_threshold,
+        "health_max_loop_lag": config.health_max_loop_lag,
+        "ready_max_call_age": config.ready_max_call_age,
     }
     given: dict[str, str] = {}
     for setting in SETTINGS:
@@ -463,6 +498,8 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
         "progress_interval": f"{config.progress_interval:g}s",
         "heartbeat_interval": f"{config.heartbeat_interval:g}s",
         "shutdown_grace": f"{config.shutdown_grace:g}s",
+        "http_port": "(no endpoint)" if config.http_port is None else str(config.http_port),
+        "http_host": config.http_host,
     }
     sources = {
         s.worker_param: options.sources[s.dest] for s in SETTINGS if s.dest in options.sources
@@ -496,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+    if options.check and "http_port" in options.settings:
+        # A probe: the running worker answers; the app is not loaded, no AWS client is made.
+        return _probe(options)
 
     from pipeworker import _logging
 
@@ -537,6 +578,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(str(exc))
             return EXIT_USAGE
     return _run(worker)
+
+
+def _probe(options: Options) -> int:
+    import urllib.error
+    import urllib.request
+
+    host = str(options.settings.get("http_host", "127.0.0.1"))
+    port = int(options.settings["http_port"])
+    if port == 0:
+        _fail(f"{options.sources['http_port']}: --check needs the running worker's port, not 0")
+        return EXIT_USAGE
+    if host in ("0.0.0.0", "::", ""):  # bound to every address: ask over loopback
+        host = "127.0.0.1" if host != "::" else "::1"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            print(response.read().decode(errors="replace").strip())
+            return EXIT_OK if response.status == 200 else EXIT_FAILURE
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(errors="replace").strip())
+        return EXIT_FAILURE
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        _fail(f"no answer from {url}: {reason}")
+        return EXIT_FAILURE
 
 
 def _run(worker: Worker) -> int:
