@@ -14,7 +14,12 @@ have fixed, tiny JSON shapes, so this module sends them directly:
 
 A non-2xx answer raises :class:`ErrorAnswer` with the code and message parsed the way botocore
 parses JSON protocol errors; the service module maps it with the same table as botocore's
-``ClientError``. Credentials and the Authorization header are never logged.
+``ClientError``. So does a 2xx answer that carries ``__type``: an error with the wrong status is
+still an error (a SetTaskStatus must not be taken as landed on its word). A 2xx body that is not
+a JSON object raises :class:`~pipeworker.services.base.MalformedAnswer`, and so does any answer
+longer than its profile's ``max_answer_bytes``: the body is read in bounded pieces and the
+connection dropped at the cap, so a hostile or broken peer cannot make the runner buffer without
+limit. Credentials and the Authorization header are never logged.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import aiohttp
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from pipeworker.services.base import MalformedAnswer
+
 __all__ = ["ErrorAnswer", "Profile", "SignedTransport", "parse_error"]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -36,11 +43,13 @@ _loads = json.loads
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """How one kind of call is sent: its connection pool and its timeouts (seconds)."""
+    """How one kind of call is sent: its connection pool, its timeouts (seconds) and the
+    largest answer it reads (bytes, after decompression; a longer one is a MalformedAnswer)."""
 
     pool: int
     read_timeout: float
     connect_timeout: float = 10.0
+    max_answer_bytes: int = 1 << 20
 
 
 class ErrorAnswer(Exception):
@@ -61,7 +70,7 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> ErrorAn
     """
     try:
         document = _loads(body) if body else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         document = {}
     if not isinstance(document, dict):
         document = {}
@@ -107,6 +116,7 @@ class SignedTransport:
         self._content_type = content_type
         self._user_agent = user_agent
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._limits = {name: profile.max_answer_bytes for name, profile in profiles.items()}
         for name, profile in profiles.items():
             connector = aiohttp.TCPConnector(limit=profile.pool, limit_per_host=profile.pool)
             timeout = aiohttp.ClientTimeout(
@@ -132,6 +142,7 @@ class SignedTransport:
 
         Raises:
             ErrorAnswer: the service answered with an error.
+            MalformedAnswer: a 2xx answer that is not a JSON object, or an answer over the cap.
             aiohttp.ClientError, TimeoutError: the request did not get an answer.
         """
         body = _dumps(params).encode()
@@ -149,8 +160,41 @@ class SignedTransport:
         headers = dict(request.headers.items())
         headers["User-Agent"] = self._user_agent
         async with self._sessions[profile].post(self._url, data=body, headers=headers) as response:
-            raw = await response.read()
+            raw = await _read(response, self._limits[profile])
             status = response.status
             if status >= 300:
                 raise parse_error(status, raw, response.headers)
-        return _loads(raw) if raw else {}
+        if not raw:
+            return {}
+        try:
+            answer = _loads(raw)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise MalformedAnswer(f"HTTP {status} answer is not JSON ({exc})") from None
+        if type(answer) is not dict:
+            raise MalformedAnswer(f"HTTP {status} answer is a JSON {type(answer).__name__}")
+        if "__type" in answer:
+            raise parse_error(status, raw, response.headers)
+        return answer
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of *response*, or MalformedAnswer as soon as it exceeds *limit* bytes.
+
+    Leaving the response unread closes its connection, so the rest is never received.
+    """
+    length = response.content_length
+    if length is not None and length > limit:
+        raise MalformedAnswer(
+            f"answer of {length} bytes is over the {limit}-byte cap", code="ResponseTooLarge"
+        )
+    if length is not None and "Content-Encoding" not in response.headers:
+        return await response.read()  # the usual answer: its length is known and within the cap
+    # Chunked or compressed: the length is known only once read, so read it piece by piece.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise MalformedAnswer(f"answer over the {limit}-byte cap", code="ResponseTooLarge")
+        chunks.append(chunk)
+    return b"".join(chunks)

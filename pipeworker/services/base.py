@@ -36,6 +36,7 @@ __all__ = [
     "Connection",
     "ConnectionSettings",
     "FieldValue",
+    "MalformedAnswer",
     "Outcome",
     "ReceivedTask",
     "Ref",
@@ -122,6 +123,28 @@ class Outcome:
 
 
 _FINISHED = Outcome("FINISHED")
+
+
+class MalformedAnswer(ValueError):
+    """A successful answer whose body is not what the service model says it is.
+
+    Raised while an answer is read (not JSON, not an object, a member missing or of the wrong
+    type, larger than the transport accepts) and translated at the connection's edge into a
+    :class:`~pipeworker.exceptions.TransientServiceError` with code :attr:`code`: a proxy's
+    error page or a cut connection is worth sending again, and a runner must never crash on it.
+    Never escapes a connection.
+
+    Attributes:
+        code: ``"MalformedResponse"``, or ``"ResponseTooLarge"`` for an answer over the cap.
+        task_id: the task the answer was about, when it could still be read (for the logs).
+    """
+
+    def __init__(
+        self, message: str, *, code: str = "MalformedResponse", task_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.task_id = task_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,17 +14,33 @@ from aiobotocore, and EvaluateExpression still goes through an aiobotocore clien
 off: the one retry layer is ``pipeworker._retry``. Every request goes through
 :meth:`_DataPipelineConnection.call`, the single seam where errors of either transport are mapped
 by one table (:func:`map_error`).
+
+Answers are read in the same seam, by one reader per operation (:func:`poll_answer` and
+:func:`task_from_wire` for polls): a successful answer of the wrong shape (not an object, a
+member missing or of the wrong type, ``canceled`` not a boolean, a field without a ``key``) raises
+:class:`~pipeworker.services.base.MalformedAnswer`, mapped like a 5xx to a retried
+:class:`~pipeworker.exceptions.TransientServiceError`, so no ``KeyError`` or ``TypeError`` from a
+broken answer ever reaches the supervisor. A task whose ``taskObject`` cannot be read is logged
+and left to the service: no status is sent for it, even when its ``taskId`` can be read, because
+a FAILED would spend one of the activity's retries on a fault that is not the task's and vouch for
+an id read from a document just found corrupt; unacknowledged, the task is handed out again once
+its two-minute acknowledgement window ends.
+
+The lean transport reads at most :data:`MAX_POLL_ANSWER_BYTES` of a poll's answer and
+:data:`MAX_REPORT_ANSWER_BYTES` of any other; a longer answer is dropped unread and retried as
+``ResponseTooLarge``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import cache, partial
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -39,6 +55,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from pipeworker import _redact
 from pipeworker._model import check_value, operation_input, validate_input
@@ -56,6 +73,7 @@ from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
     FieldValue,
+    MalformedAnswer,
     Outcome,
     ReceivedTask,
     Ref,
@@ -70,9 +88,12 @@ __all__ = [
     "check_progress_fields",
     "map_error",
     "period_seconds",
+    "poll_answer",
     "status_params",
     "task_from_wire",
 ]
+
+_T = TypeVar("_T")
 
 SERVICE: Final = "datapipeline"
 Transport = Literal["lean", "aiobotocore"]
@@ -80,10 +101,23 @@ TRANSPORTS: Final = ("lean", "aiobotocore")
 POLL_HOLD = 90.0
 """How long the service holds a PollForTask open when it has no task."""
 
+# The largest legitimate PollForTask answer: a task carries its attempt, instance and component
+# objects and what they refer to, at most the pipeline's 100 objects (AWS's default limit), each
+# at most 15,360 UTF-8 bytes of fields (50 fields of <= 10,240 bytes, the whole object capped).
+# JSON escapes at most 6 bytes per byte of text (``\u00XX``), plus ~64 bytes of framing per field
+# and id/name: under 100 KB per object, under 10 MB per task even if every byte were escaped.
+# 32 MiB is three times that, and ten times the object limit at realistic (<= 2x) escaping.
+MAX_POLL_ANSWER_BYTES = 32 << 20
+# ReportTaskProgress / SetTaskStatus / heartbeat answers are a few bytes ({"canceled":false});
+# 1 MiB also leaves room for any error page worth reading.
+MAX_REPORT_ANSWER_BYTES = 1 << 20
+
 ERROR_ID_LIMIT = 1024
 ERROR_MESSAGE_LIMIT = 1024  # the model sets none; the API page gives 4095 for the stack trace
 ERROR_STACK_LIMIT = 1024
 RESERVED_ERROR_PREFIX = "Service_"
+
+log = logging.getLogger("pipeworker.datapipeline")
 
 _LEASE_LOST_CODES = frozenset(
     {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
@@ -155,6 +189,19 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
         return _map_answer(operation, code, str(error.get("Message") or exc), status)
     if isinstance(exc, ErrorAnswer):
         return _map_answer(operation, exc.code, exc.message or str(exc.status), exc.status)
+    if isinstance(exc, MalformedAnswer):
+        return TransientServiceError(
+            f"{operation}: {exc.code}: {exc}", operation=operation, code=exc.code
+        )
+    if isinstance(exc, ResponseParserError) or (
+        isinstance(exc, AttributeError | TypeError | KeyError | ValueError)
+        and _raised_by_parser(exc)
+    ):
+        # botocore's parser met a member of the wrong type (a list where an object belongs).
+        code = "MalformedResponse"
+        return TransientServiceError(
+            f"{operation}: {code}: {type(exc).__name__}: {exc}", operation=operation, code=code
+        )
     if isinstance(exc, _TRANSIENT_ERRORS):
         name = type(exc).__name__
         return TransientServiceError(f"{operation}: {name}: {exc}", operation=operation, code=name)
@@ -164,6 +211,15 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
         return ValidationError(f"{operation}: {exc}")
     name = type(exc).__name__
     return RequestRejected(f"{operation}: {name}: {exc}", operation=operation, code=name)
+
+
+def _raised_by_parser(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__") == "botocore.parsers":
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def _map_answer(operation: str, code: str, text: str, status: int) -> PipeworkerError:
@@ -230,13 +286,45 @@ def status_params(task_id: str, outcome: Outcome) -> dict[str, Any]:
     return params
 
 
-def _fields_from_wire(fields: list[Mapping[str, str]]) -> dict[str, FieldValue]:
+def _kind(value: Any) -> str:
+    return "missing" if value is None else f"a {type(value).__name__}"
+
+
+def _malformed_field(field: Any, task_id: str, object_id: str) -> MalformedAnswer:
+    return MalformedAnswer(
+        f"taskObject: a field of object {object_id[:80]!r} is not a key with a string or "
+        f"reference value: {str(field)[:120]}",
+        task_id=task_id,
+    )
+
+
+def _fields_from_wire(fields: Any, task_id: str, object_id: str) -> dict[str, FieldValue]:
+    if fields is None:
+        return {}
+    if not isinstance(fields, list):
+        raise MalformedAnswer(
+            f"taskObject: objects[{object_id[:80]!r}].fields is {_kind(fields)}, not a list",
+            task_id=task_id,
+        )
     result: dict[str, FieldValue] = {}
     for field in fields:
-        key = field["key"]
-        value: str | Ref = (
-            Ref(field["refValue"]) if "refValue" in field else field.get("stringValue", "")
-        )
+        # Checked as read, one isinstance per member: this runs for every field of every task.
+        if not isinstance(field, dict) or not isinstance(key := field.get("key"), str):
+            raise _malformed_field(field, task_id, object_id)
+        ref = field.get("refValue")
+        value: str | Ref
+        if ref is None:
+            text = field.get("stringValue")
+            if text is None:
+                value = ""
+            elif isinstance(text, str):
+                value = text
+            else:
+                raise _malformed_field(field, task_id, object_id)
+        elif isinstance(ref, str):
+            value = Ref(ref)
+        else:
+            raise _malformed_field(field, task_id, object_id)
         previous = result.get(key)
         if previous is None:
             result[key] = value
@@ -259,24 +347,83 @@ def period_seconds(text: str) -> float | None:
     return int(match[1]) * _UNIT_SECONDS[match[2].lower()]
 
 
-def task_from_wire(queue: str, task: Mapping[str, Any]) -> ReceivedTask:
-    """Translate PollForTask's ``taskObject``."""
-    objects = {
-        object_id: _fields_from_wire(obj.get("fields", []))
-        for object_id, obj in (task.get("objects") or {}).items()
-    }
-    attempt_id = task.get("attemptId", "")
+def task_from_wire(queue: str, task: Any) -> ReceivedTask:
+    """Translate PollForTask's ``taskObject``, checking its shape as it goes.
+
+    Raises:
+        MalformedAnswer: the task has no ``taskId``, or a member has the wrong type.
+    """
+    if not isinstance(task, dict):
+        raise MalformedAnswer(f"taskObject is {_kind(task)}, not an object")
+    task_id = task.get("taskId")
+    if not isinstance(task_id, str) or not task_id:
+        raise MalformedAnswer(f"taskObject has no taskId: {str(task)[:120]}")
+    pipeline_id = task.get("pipelineId") or ""
+    attempt_id = task.get("attemptId") or ""
+    wire_objects = task.get("objects") or {}
+    if not (
+        isinstance(pipeline_id, str)
+        and isinstance(attempt_id, str)
+        and isinstance(wire_objects, dict)
+    ):
+        raise MalformedAnswer(
+            f"taskObject: pipelineId is {_kind(pipeline_id)}, attemptId {_kind(attempt_id)}, "
+            f"objects {_kind(wire_objects)} (expected str, str, object)",
+            task_id=task_id,
+        )
+    objects: dict[str, Mapping[str, FieldValue]] = {}
+    for object_id, obj in wire_objects.items():
+        if not isinstance(obj, dict):
+            raise MalformedAnswer(
+                f"taskObject: objects[{object_id[:80]!r}] is {_kind(obj)}, not an object",
+                task_id=task_id,
+            )
+        objects[object_id] = _fields_from_wire(obj.get("fields"), task_id, object_id)
     kind = resolve_field(objects, attempt_id, "type")
     timeout = resolve_field(objects, attempt_id, "reportProgressTimeout")
     return ReceivedTask(
-        id=task["taskId"],
+        id=task_id,
         queue=queue,
-        pipeline_id=task.get("pipelineId", ""),
+        pipeline_id=pipeline_id,
         attempt_id=attempt_id,
         objects=objects,
         type=kind if isinstance(kind, str) else None,
         lease_seconds=period_seconds(timeout) if isinstance(timeout, str) else None,
     )
+
+
+def poll_answer(queue: str, answer: Any) -> ReceivedTask | None:
+    """Read PollForTask's answer: the task, or None when the hold ran out without one."""
+    task = _read_object(answer).get("taskObject")
+    return None if task is None else task_from_wire(queue, task)
+
+
+def _read_object(answer: Any) -> dict[str, Any]:
+    # Every answer is a JSON object: SetTaskStatus's is {} but still must be one.
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"the answer is {_kind(answer)}, not a JSON object")
+    return answer
+
+
+def _read_flag(member: str) -> Callable[[Any], bool]:
+    def read(answer: Any) -> bool:
+        value = _read_object(answer).get(member)
+        if value.__class__ is not bool:
+            raise MalformedAnswer(f"{member} is {_kind(value)}, not a boolean")
+        return bool(value)
+
+    return read
+
+
+def _read_expression(answer: Any) -> str:
+    value = _read_object(answer).get("evaluatedExpression")
+    if not isinstance(value, str):
+        raise MalformedAnswer(f"evaluatedExpression is {_kind(value)}, not a string")
+    return value
+
+
+_read_canceled = _read_flag("canceled")
+_read_terminate = _read_flag("terminate")
 
 
 class DataPipeline(Service):
@@ -409,8 +556,14 @@ class DataPipeline(Service):
                     target_prefix="DataPipeline",
                     content_type="application/x-amz-json-1.1",
                     profiles={
-                        "poll": Profile(pool=poll_pool, read_timeout=self.poll_read_timeout),
-                        "report": Profile(pool=pool, read_timeout=30),
+                        "poll": Profile(
+                            pool=poll_pool,
+                            read_timeout=self.poll_read_timeout,
+                            max_answer_bytes=MAX_POLL_ANSWER_BYTES,
+                        ),
+                        "report": Profile(
+                            pool=pool, read_timeout=30, max_answer_bytes=MAX_REPORT_ANSWER_BYTES
+                        ),
                     },
                 )
                 stack.push_async_callback(transport.close)
@@ -439,22 +592,41 @@ class _DataPipelineConnection(Connection):
         # Bound once: the hot path looks a sender up in a dict instead of by attribute name.
         self._senders = dict(senders)
 
-    async def call(self, operation: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send one request; the only place either transport's errors are translated."""
+    async def call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        read: Callable[[Any], _T] = _read_object,  # type: ignore[assignment]
+    ) -> _T:
+        """Send one request and *read* its answer; the only place either transport's errors,
+        and answers of the wrong shape, are translated into the exception tree."""
         try:
-            answer: Mapping[str, Any] = await self._senders[operation](params)
-            return answer
+            return read(await self._senders[operation](params))
         except asyncio.CancelledError:
             raise
+        except MalformedAnswer as exc:
+            if exc.task_id is not None:
+                log.error(
+                    "%s handed out task %s in a shape this runner cannot read (%s); no status "
+                    "is sent for it: the service hands it out again once its acknowledgement "
+                    "window ends",
+                    operation,
+                    exc.task_id,
+                    exc,
+                    extra={"task_id": exc.task_id},
+                )
+            else:
+                log.warning("%s: unreadable answer: %s", operation, exc)
+            raise map_error(operation, exc) from exc
         except Exception as exc:
             raise map_error(operation, exc) from exc
 
     async def poll(self, queue: str) -> ReceivedTask | None:
-        response = await self.call(
-            "PollForTask", {"workerGroup": queue, "hostname": self._settings.hostname}
+        return await self.call(
+            "PollForTask",
+            {"workerGroup": queue, "hostname": self._settings.hostname},
+            partial(poll_answer, queue),
         )
-        task = response.get("taskObject")
-        return task_from_wire(queue, task) if task and task.get("taskId") else None
 
     async def acknowledge(self, task: ReceivedTask) -> bool:
         return await self.report_progress(task)
@@ -470,22 +642,21 @@ class _DataPipelineConnection(Connection):
                 else {"key": key, "stringValue": value}
                 for key, value in fields.items()
             ]
-        response = await self.call("ReportTaskProgress", params)
-        return bool(response.get("canceled", False))
+        return await self.call("ReportTaskProgress", params, _read_canceled)
 
     async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
         await self.call("SetTaskStatus", status_params(task.id, outcome))
 
     async def heartbeat(self, queue: str) -> bool:
-        response = await self.call(
+        return await self.call(
             "ReportTaskRunnerHeartbeat",
             {
                 "taskrunnerId": self._settings.taskrunner_id,
                 "workerGroup": queue,
                 "hostname": self._settings.hostname,
             },
+            _read_terminate,
         )
-        return bool(response.get("terminate", False))
 
     async def evaluate(self, task: ReceivedTask, expression: str) -> str:
         params = {
@@ -496,8 +667,7 @@ class _DataPipelineConnection(Connection):
         problems = validate_input(SERVICE, "EvaluateExpression", params)
         if problems:
             raise ValidationError(f"evaluate(): {'; '.join(problems)}")
-        response = await self.call("EvaluateExpression", params)
-        return str(response.get("evaluatedExpression", ""))
+        return await self.call("EvaluateExpression", params, _read_expression)
 
     def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
         return check_progress_fields(fields)

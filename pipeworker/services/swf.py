@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -46,6 +46,7 @@ from pipeworker.services import datapipeline
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
+    MalformedAnswer,
     Outcome,
     ReceivedTask,
     Ref,
@@ -64,6 +65,8 @@ __all__ = [
     "map_error",
     "result_text",
 ]
+
+_T = TypeVar("_T")
 
 SERVICE: Final = "swf"
 POLL_HOLD = 60.0
@@ -386,6 +389,52 @@ class SWF(Service):
             yield _SWFConnection(clients[0], clients[1], self.domain, identity)
 
 
+def _read_object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"the answer is a {type(answer).__name__}, not a JSON object")
+    return answer
+
+
+def _member(answer: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = answer.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise MalformedAnswer(f"{name} is a {type(value).__name__}: {str(value)[:80]}")
+    return value
+
+
+def _read_activity_task(answer: Any) -> dict[str, Any] | None:
+    """PollForActivityTask's answer, its members checked; None when no task came."""
+    response = _read_object(answer)
+    token = _member(response, "taskToken", str)
+    if not token:
+        return None  # moto omits it, SWF sends ""
+    kind = _member(response, "activityType", dict) or {}
+    execution = _member(response, "workflowExecution", dict) or {}
+    # Checked here so the task's properties (activity_id, input, ...) can trust them.
+    for mapping, name in (
+        (response, "activityId"),
+        (response, "input"),
+        (kind, "name"),
+        (kind, "version"),
+        (execution, "workflowId"),
+        (execution, "runId"),
+    ):
+        _member(mapping, name, str)
+    _member(response, "startedEventId", int)
+    return {**response, "activityType": kind, "workflowExecution": execution}
+
+
+def _read_configuration(answer: Any) -> Mapping[str, Any]:
+    return _member(_read_object(answer), "configuration", dict) or {}
+
+
+def _read_cancel_requested(answer: Any) -> bool:
+    value = _read_object(answer).get("cancelRequested", False)
+    if value.__class__ is not bool:
+        raise MalformedAnswer(f"cancelRequested is a {type(value).__name__}, not a boolean")
+    return bool(value)
+
+
 class _SWFConnection(Connection):
     runner_heartbeat = False
 
@@ -401,30 +450,39 @@ class _SWFConnection(Connection):
         # Heartbeat timeout per (name, version): a float, or None for "NONE"/unknown.
         self._timeouts: dict[tuple[str, str], float | None] = {}
 
-    async def call(self, operation: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Send one request; the only place botocore's errors are translated."""
+    async def call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        read: Callable[[Any], _T] = _read_object,  # type: ignore[assignment]
+    ) -> _T:
+        """Send one request and *read* its answer; the only place botocore's errors, and
+        answers of the wrong shape, are translated."""
         try:
-            return await self._methods[operation](**params)
+            return read(await self._methods[operation](**params))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if isinstance(exc, MalformedAnswer):
+                log.warning("%s: unreadable answer: %s", operation, exc)
             raise map_error(operation, exc) from exc
 
     async def poll(self, queue: str) -> ReceivedTask | None:
         response = await self.call(
             "PollForActivityTask",
             {"domain": self._domain, "taskList": {"name": queue}, "identity": self._identity},
+            _read_activity_task,
         )
-        token = response.get("taskToken")
-        if not token:
+        if response is None:
             return None
-        kind = response.get("activityType") or {}
-        execution = response.get("workflowExecution") or {}
+        token = response["taskToken"]
+        kind = response["activityType"]
+        execution = response["workflowExecution"]
         return ReceivedTask(
             id=token,
             queue=queue,
-            pipeline_id=execution.get("workflowId", ""),
-            attempt_id=response.get("activityId", ""),
+            pipeline_id=execution.get("workflowId") or "",
+            attempt_id=response.get("activityId") or "",
             objects={},
             type=kind.get("name"),
             lease_seconds=await self._heartbeat_timeout(kind),
@@ -432,13 +490,14 @@ class _SWFConnection(Connection):
         )
 
     async def _heartbeat_timeout(self, kind: Mapping[str, str]) -> float | None:
-        key = (kind.get("name", ""), kind.get("version", ""))
+        key = (kind.get("name") or "", kind.get("version") or "")
         if key in self._timeouts:
             return self._timeouts[key]
         try:
-            described = await self.call(
+            configuration = await self.call(
                 "DescribeActivityType",
                 {"domain": self._domain, "activityType": {"name": key[0], "version": key[1]}},
+                _read_configuration,
             )
         except PipeworkerError as exc:
             # Not fatal: the worker's progress_interval is the cadence then. Cached, so a
@@ -452,7 +511,6 @@ class _SWFConnection(Connection):
             )
             timeout = None
         else:
-            configuration = described.get("configuration") or {}
             timeout = _timeout_seconds(configuration.get("defaultTaskHeartbeatTimeout"))
         self._timeouts[key] = timeout
         return timeout
@@ -467,8 +525,7 @@ class _SWFConnection(Connection):
         details = fields.get("details") if fields else None
         if isinstance(details, str):
             params["details"] = details
-        response = await self.call("RecordActivityTaskHeartbeat", params)
-        return bool(response.get("cancelRequested", False))
+        return await self.call("RecordActivityTaskHeartbeat", params, _read_cancel_requested)
 
     async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
         if outcome.status == "FINISHED":
