@@ -16,6 +16,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, required=True, help="stop after this many tasks")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--pool", type=int, help="connection pool size (default: as large as the concurrency)"
+    )
     return parser.parse_args()
 
 

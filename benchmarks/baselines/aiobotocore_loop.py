@@ -16,7 +16,7 @@ from benchmarks.baselines._common import Meter, parse_args
 
 async def run() -> None:
     args = parse_args(__doc__ or "")
-    config = AioConfig(read_timeout=100, max_pool_connections=args.concurrency)
+    config = AioConfig(read_timeout=100, max_pool_connections=args.pool or args.concurrency)
     session = get_session()
     meter = Meter(args.tasks)
     async with session.create_client(

@@ -1,0 +1,239 @@
+"""pipeworker as a benchmark runner: one JSON line on stdout, like the baselines.
+
+Modes (``--mode``):
+
+- ``throughput``: no-op handlers; counts a task when its final status has landed; prints
+  ``{"tasks", "seconds", "cpu_seconds"}`` (the clock starts once the clients are built).
+- ``endurance``: the same, plus throughput per window of ``--window`` tasks and the RSS after the
+  first 1,000 tasks and after the last.
+- ``scale``: ``--tasks`` handlers that sleep until all are in flight and a few progress
+  intervals have passed; RSS per in-flight task, CPU per progress report, calls per task.
+- ``pickup``: ``--tasks`` one-activity pipelines, one after the other, with idle polls waiting:
+  from the ActivatePipeline call to the handler starting, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import time
+from typing import Any
+
+from benchmarks._local import LocalProcess, add_pipeline
+from pipeworker import DataPipeline, Outcome, Task, Worker
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def wait_until(check: Any) -> None:
+    """Wait until *check()* is true, looking every 50 ms."""
+    while True:
+        if check():
+            return
+        await asyncio.sleep(0.05)
+
+
+class _Control(LocalProcess):
+    """The service the harness started, reached by URL for control calls only."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+
+class Runner(Worker):
+    """A worker that counts the tasks whose final status landed."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.finished = 0
+        self.started = asyncio.Event()
+        self.on_count: Any = None
+
+    async def on_startup(self) -> None:
+        self.started.set()  # the clients are built: the clock starts
+
+    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+        self.finished += 1
+        if self.on_count is not None:
+            self.on_count(self.finished)
+
+
+def make_runner(args: argparse.Namespace, concurrency: int, progress: float = 60.0) -> Runner:
+    return Runner(
+        service=DataPipeline(transport=args.transport),
+        region="us-east-1",
+        endpoint_url=args.endpoint_url,
+        max_concurrency=concurrency,
+        progress_interval=progress,
+        shutdown_grace=0,
+    )
+
+
+async def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    runner = make_runner(args, args.concurrency)
+    done = asyncio.Event()
+    marks: list[tuple[int, float, float, int]] = []  # (tasks, time, cpu, rss)
+
+    def counted(finished: int) -> None:
+        if args.mode == "endurance" and (finished == 1000 or finished % args.window == 0):
+            marks.append((finished, time.perf_counter(), cpu_seconds(), rss_bytes()))
+        if finished >= args.tasks:
+            done.set()
+
+    runner.on_count = counted
+
+    @runner.activity(args.worker_group)
+    async def noop(task: Task) -> None:
+        pass
+
+    serving = asyncio.create_task(runner.serve())
+    await runner.started.wait()
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    await done.wait()
+    result: dict[str, Any] = {
+        "tasks": args.tasks,
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": cpu_seconds() - cpu,
+    }
+    if args.mode == "endurance":
+        gc.collect()
+        windows, last = [], (0, wall, cpu, 0)
+        for mark in marks:
+            if mark[0] % args.window == 0:
+                windows.append(round((mark[0] - last[0]) / (mark[1] - last[1])))
+                last = mark
+        first = next(mark[3] for mark in marks if mark[0] == 1000)
+        result |= {"windows": windows, "rss_first_1000": first, "rss_end": rss_bytes()}
+    serving.cancel()
+    return result
+
+
+async def scale(args: argparse.Namespace) -> dict[str, Any]:
+    control = _Control(args.endpoint_url)
+    progress = args.progress_interval
+    runner = make_runner(args, args.tasks, progress)
+    release = asyncio.Event()
+    measuring = False
+    running = 0
+    payload: list[int] = []
+
+    @runner.activity(args.worker_group)
+    async def sleeper(task: Task) -> None:
+        nonlocal running
+        if not measuring:
+            return  # warm-up
+        if not payload:
+            payload.append(len(json.dumps({k: str(v) for k, v in task._received.objects.items()})))
+        running += 1
+        await release.wait()
+
+    serving = asyncio.create_task(runner.serve())
+    await runner.started.wait()
+    warm = 200
+    await asyncio.to_thread(add_pipeline, control, args.worker_group, warm, "warm")
+    await wait_until(lambda: not (runner.finished < warm))
+    await asyncio.sleep(0.5)
+    gc.collect()
+    rss_before = rss_bytes()
+    calls_before = await asyncio.to_thread(control.calls)
+    measuring = True
+    started = time.perf_counter()
+    await asyncio.to_thread(control.add_tasks, args.worker_group, args.tasks, "scale")
+    await wait_until(lambda: not (running < args.tasks))
+    ramp = time.perf_counter() - started
+    await asyncio.sleep(progress * 1.2)  # every task has acknowledged and reported once
+    gc.collect()
+    rss_full = rss_bytes()
+    reports_a = (await asyncio.to_thread(control.calls)).get("ReportTaskProgress", 0)
+    cpu_a, wall_a = cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(progress * args.intervals)
+    reports_b = (await asyncio.to_thread(control.calls)).get("ReportTaskProgress", 0)
+    cpu_b, wall_b = cpu_seconds(), time.perf_counter()
+    release.set()
+    await wait_until(lambda: not (runner.finished < warm + args.tasks))
+    calls_after = await asyncio.to_thread(control.calls)
+    serving.cancel()
+    delta = {
+        op: calls_after.get(op, 0) - calls_before.get(op, 0)
+        for op in ("PollForTask", "ReportTaskProgress", "SetTaskStatus")
+    }
+    reports = reports_b - reports_a
+    intervals = (wall_b - wall_a) / progress
+    return {
+        "in_flight": args.tasks,
+        "progress_interval": progress,
+        "ramp_seconds": ramp,
+        "rss_per_task": (rss_full - rss_before) / args.tasks,
+        "cpu_ms_per_report": (cpu_b - cpu_a) * 1000 / max(reports, 1),
+        "reports_per_task_interval": reports / args.tasks / intervals,
+        "calls": delta,
+        "calls_per_task": {op: count / args.tasks for op, count in delta.items()},
+        "payload_bytes": payload[0] if payload else 0,
+    }
+
+
+async def pickup(args: argparse.Namespace) -> dict[str, Any]:
+    control = _Control(args.endpoint_url)
+    runner = make_runner(args, args.concurrency)
+    begun: asyncio.Future[float] | None = None
+
+    @runner.activity(args.worker_group)
+    async def mark(task: Task) -> None:
+        if begun is not None and not begun.done():
+            begun.set_result(time.perf_counter())
+
+    serving = asyncio.create_task(runner.serve())
+    await runner.started.wait()
+    await asyncio.sleep(0.3)  # polls are out and held
+    loop = asyncio.get_running_loop()
+    samples = []
+    for index in range(args.tasks):
+        pipeline_id = await asyncio.to_thread(
+            add_pipeline, control, args.worker_group, 1, f"pickup-{index}", activate=False
+        )
+        begun = loop.create_future()
+        sent = time.perf_counter()
+        await asyncio.to_thread(control.call, "ActivatePipeline", {"pipelineId": pipeline_id})
+        samples.append((await begun - sent) * 1000)
+        await asyncio.sleep(0.01)  # the status lands, polls are out again
+    serving.cancel()
+    return {"samples_ms": samples}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--worker-group", required=True)
+    parser.add_argument("--tasks", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--transport", default="lean", choices=["lean", "aiobotocore"])
+    parser.add_argument(
+        "--mode", default="throughput", choices=["throughput", "endurance", "scale", "pickup"]
+    )
+    parser.add_argument("--window", type=int, default=10_000)
+    parser.add_argument("--progress-interval", type=float, default=1.0)
+    parser.add_argument("--intervals", type=float, default=3.0)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    run = {"throughput": throughput, "endurance": throughput, "scale": scale, "pickup": pickup}
+    result = asyncio.run(run[args.mode](args))
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # do not wait for held polls
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The benchmark harness runs end to end with tiny counts, so it cannot rot unnoticed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import main
+
+
+@pytest.mark.timeout(60)
+def test_the_benchmark_harness_runs_and_writes_its_table_and_chart(tmp_path: Path) -> None:
+    assert main(["--smoke", "--output", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    for title in ("Throughput", "Scale", "Pickup latency", "20 ms", "Start-up", "Endurance"):
+        assert title in text
+    assert "| 8 | pipeworker |" in text
+    assert (tmp_path / "chart.png").stat().st_size > 1000
