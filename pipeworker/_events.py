@@ -21,6 +21,7 @@ __all__ = [
     "ObservedConnection",
     "Observer",
     "combine",
+    "listens",
     "observe_connection",
     "wants_calls",
 ]
@@ -59,6 +60,12 @@ class Observer:
         *operation* is the connection method (``poll``, ``acknowledge``, ``report_progress``,
         ``finish``, ``heartbeat``, ``evaluate``, ...); *retry* is True when the attempt repeats
         the same call after a transient failure. Only called when the observer overrides it.
+        """
+
+    def call_paced(self, operation: str, seconds: float) -> None:
+        """A call of *operation* waited *seconds* (0 when it did not) for its rate-limit budget.
+
+        Only called while the worker paces its calls, and only when the observer overrides it.
         """
 
 
@@ -107,9 +114,14 @@ def combine(*observers: Observer | None) -> Observer | None:
 
 def wants_calls(observer: Observer) -> bool:
     """Whether *observer* listens to :meth:`Observer.call_finished` (worth timing each call)."""
+    return listens(observer, "call_finished")
+
+
+def listens(observer: Observer, event: str) -> bool:
+    """Whether *observer* (or one it fans out to) overrides the method of *event*."""
     if isinstance(observer, _Fanout):
-        return any(wants_calls(o) for o in observer._observers)
-    return _overrides(observer, "call_finished")
+        return any(listens(o, event) for o in observer._observers)
+    return _overrides(observer, event)
 
 
 class ObservedConnection:

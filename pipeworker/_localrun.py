@@ -208,6 +208,8 @@ class _Driver:
                     endpoint_url=service.endpoint_url,
                     region=self.region,
                     progress_interval=min(config.progress_interval, PROGRESS_INTERVAL),
+                    # Pace only what the local service limits: it enforces no rate limits here.
+                    rate_limits="service" if service.config.rate_limits else None,
                 )
                 return await self._supervise(
                     client, pipeline_id, service.endpoint_url, keep_running

@@ -37,6 +37,7 @@ __all__ = ["Metrics", "call_outcome", "task_result"]
 _TASK_SECONDS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600)
 _ACK_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _SLACK_SECONDS = (1, 5, 10, 30, 60, 120, 180, 240, 270, 300, 600)
+_PACING_SECONDS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
 _CALL_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90, 120)
 
 # How many polled-but-not-acknowledged tasks to remember before forgetting the oldest (tasks
@@ -194,6 +195,15 @@ class Metrics(Observer):
             ["operation"],
             registry=registry,
         )
+        self.pacing_wait = Histogram(
+            "pipeworker_pacing_wait_seconds",
+            "Seconds a call waited for its rate-limit budget before it was sent (0: none), "
+            "while the worker paces its calls.",
+            ["operation"],
+            buckets=_PACING_SECONDS,
+            registry=registry,
+        )
+        self._paced: dict[str, Any] = {}
         self.heartbeats = Counter(
             "pipeworker_runner_heartbeats",
             "Runner heartbeats that landed, by worker group.",
@@ -321,3 +331,9 @@ class Metrics(Observer):
 
     def call_failed(self, error: PipeworkerError) -> None:
         pass  # counted by call_finished, with the operation
+
+    def call_paced(self, operation: str, seconds: float) -> None:
+        child = self._paced.get(operation)
+        if child is None:
+            child = self._paced[operation] = self.pacing_wait.labels(operation)
+        child.observe(seconds)

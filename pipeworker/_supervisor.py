@@ -29,10 +29,11 @@ import random
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pipeworker import _retry
 from pipeworker._events import Hooks, Observer, observe_connection
+from pipeworker._pacing import PacedConnection, Pacer, resolve_rate_limits
 from pipeworker.exceptions import (
     LeaseLost,
     PipeworkerError,
@@ -113,6 +114,7 @@ class Supervisor:
         self._waiting_for_slot: set[str] = set()
         self._tasks: asyncio.TaskGroup | None = None
         self._connection: Connection | None = None
+        self._pacer: Pacer | None = None
         self._task_class = config.service.task_class
         self._executor: ThreadPoolExecutor | None = None
         if any(not activity.is_async for activity in activities):
@@ -131,6 +133,8 @@ class Supervisor:
             self._config.shutdown_grace,
         )
         self._stopping.set()
+        if self._pacer is not None:
+            self._pacer.stop_polls()  # a poll waiting for its budget is never sent
         for queue in self._waiting_for_slot:
             self._pollers[queue].cancel()
 
@@ -158,6 +162,7 @@ class Supervisor:
         try:
             async with config.service.connect(settings) as connection:
                 self._connection = observe_connection(connection, self._observer)
+                self._pace()
                 await self._hooks.on_startup()
                 try:
                     await self._supervise(ready)
@@ -167,10 +172,30 @@ class Supervisor:
                     except Exception:
                         log.exception("on_shutdown() failed")
         finally:
+            if self._pacer is not None:
+                self._pacer.close()
             if self._executor is not None:
                 # Threads cannot be interrupted; a cancelled sync handler is left to end alone.
                 self._executor.shutdown(wait=False, cancel_futures=True)
             self.stopped.set()
+
+    def _pace(self) -> None:
+        # Every call then waits for its share of the account's budget (see _pacing).
+        config = self._config
+        limits = resolve_rate_limits(config.rate_limits, config.service, config.endpoint_url)
+        if limits is None:
+            return
+        self._pacer = pacer = Pacer(limits, self._observer)
+        if self._stopping.is_set():
+            pacer.stop_polls()
+        pacer.check_capacity(config.max_concurrency, config.service.lease_seconds)
+        log.info(
+            "pacing calls by the account's rate limits: %s",
+            ", ".join(sorted({f"{b.name} {b.limit.rate:g}/s" for b in pacer.budgets.values()})),
+        )
+        self._connection = cast(
+            Connection, PacedConnection(self._connection, pacer, config.service.lease_seconds)
+        )
 
     async def _supervise(self, ready: asyncio.Event | None) -> None:
         log.info(

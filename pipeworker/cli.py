@@ -71,6 +71,11 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return convert
 
 
+def _rate_limits(text: str) -> str | None:
+    mode = _choice("auto", "service", "off")(text)
+    return None if mode == "off" else mode
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting that can come from a flag or an environment variable.
@@ -186,6 +191,15 @@ SETTINGS: tuple[Setting, ...] = (
         "HOST",
         "the address the endpoint binds, and --check probes (default: 127.0.0.1)",
         "http_host",
+    ),
+    Setting(
+        "rate_limits",
+        ("--rate-limits",),
+        _rate_limits,
+        "MODE",
+        "pace calls by the account's rate limits: service (the documented budgets), off, or "
+        "auto (service on AWS, off for any other endpoint) (Worker default: auto)",
+        "rate_limits",
     ),
     Setting(
         "log_level",
@@ -441,6 +455,7 @@ def apply_settings(worker: Worker, options: Options) -> None:
         "loop_stall_threshold": config.loop_stall_threshold,
         "health_max_loop_lag": config.health_max_loop_lag,
         "ready_max_call_age": config.ready_max_call_age,
+        "rate_limits": config.rate_limits,
     }
     given: dict[str, str] = {}
     for setting in SETTINGS:
@@ -500,6 +515,7 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
         "shutdown_grace": f"{config.shutdown_grace:g}s",
         "http_port": "(no endpoint)" if config.http_port is None else str(config.http_port),
         "http_host": config.http_host,
+        "rate_limits": _describe_rate_limits(config),
     }
     sources = {
         s.worker_param: options.sources[s.dest] for s in SETTINGS if s.dest in options.sources
@@ -510,6 +526,18 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
         print(f"  {name.ljust(width)}  {value}{origin}")
     plural = "y" if len(activities) == 1 else "ies"
     print(f"OK: {len(activities)} activit{plural} on {len(groups)} {queue_name}(s)")
+
+
+def _describe_rate_limits(config: Any) -> str:
+    from pipeworker._pacing import resolve_rate_limits
+
+    setting = config.rate_limits
+    limits = resolve_rate_limits(setting, config.service, config.endpoint_url)
+    name = "off" if setting is None else setting if isinstance(setting, str) else "custom"
+    if limits is None:
+        return name if name == "off" else f"{name} (off for this endpoint)"
+    budgets = sorted({f"{limit.operation} {limit.rate:g}/s" for limit in limits.values()})
+    return f"{name}: {', '.join(budgets)}"
 
 
 def _fail(message: str, details: str | None = None) -> None:

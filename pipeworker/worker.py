@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, overload
 
 from pipeworker.exceptions import ConfigurationError
-from pipeworker.services.base import Outcome, Service
+from pipeworker.services.base import Outcome, RateLimit, Service
 from pipeworker.task import Task
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pipeworker._events import Observer
     from pipeworker._health import Operations
     from pipeworker._metrics import Metrics
+    from pipeworker._pacing import RateLimitSetting
 
 __all__ = ["Activity", "Handler", "Worker", "WorkerConfig"]
 
@@ -89,6 +90,7 @@ class WorkerConfig:
     loop_stall_threshold: float | None = 1.0
     health_max_loop_lag: float = 5.0
     ready_max_call_age: float = 300.0
+    rate_limits: RateLimitSetting = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,22 @@ def _check_region(region: str | None) -> None:
         )
 
 
+def _check_rate_limits(setting: object) -> RateLimitSetting:
+    if setting is None or setting in ("auto", "service"):
+        return setting
+    if setting == "off":
+        return None
+    if isinstance(setting, Mapping) and all(
+        isinstance(method, str) and isinstance(limit, RateLimit)
+        for method, limit in setting.items()
+    ):
+        return dict(setting)
+    raise ConfigurationError(
+        f"rate_limits must be 'auto', 'service', None (off) or a mapping of connection methods "
+        f"to RateLimit, got {setting!r}"
+    )
+
+
 def _check_endpoint_url(url: str | None) -> None:
     if url is None:
         return
@@ -237,6 +255,15 @@ class Worker:
             longer than this; default 5 seconds.
         ready_max_call_age: ``/readyz`` answers 503 when no service call succeeded for this
             long; default 300 seconds (two long polls with their read timeout, and more).
+        rate_limits: pace calls by the account's rate limits. ``"service"``: the budgets the
+            service declares (Data Pipeline: PollForTask 2/s, ReportTaskProgress 10/s,
+            SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100), one shared budget
+            per operation; acknowledgements and final statuses go first, then progress reports
+            by the soonest lease end, then polls. None (or ``"off"``): no pacing. ``"auto"``
+            (the default): ``"service"`` when talking to AWS (no ``endpoint_url``, or one under
+            ``amazonaws.com``), off for any other endpoint such as the local service. A mapping
+            of connection methods to :class:`~pipeworker.services.base.RateLimit` gives the
+            budgets explicitly. Throttles are retried either way.
 
     Raises:
         ConfigurationError: a setting is invalid; the message names it.
@@ -268,6 +295,7 @@ class Worker:
         loop_stall_threshold: float | timedelta | None = 1.0,
         health_max_loop_lag: float | timedelta = 5.0,
         ready_max_call_age: float | timedelta = 300.0,
+        rate_limits: RateLimitSetting | Literal["off"] = "auto",
     ) -> None:
         if service is None:
             from pipeworker.services.datapipeline import DataPipeline
@@ -322,6 +350,7 @@ class Worker:
             else _seconds("loop_stall_threshold", loop_stall_threshold),
             health_max_loop_lag=_seconds("health_max_loop_lag", health_max_loop_lag),
             ready_max_call_age=_seconds("ready_max_call_age", ready_max_call_age),
+            rate_limits=_check_rate_limits(rate_limits),
         )
         self._observer = observer
         self._metrics: Metrics | None = None

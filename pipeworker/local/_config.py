@@ -29,6 +29,9 @@ class LocalConfig:
             ``reportProgressTimeout``, ``attemptTimeout``): 0.001 turns "10 Minutes" into 0.6 s.
         rate_limits: enforce the account's token buckets (PollForTask 2/s, ReportTaskProgress
             10/s, SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100).
+        rate_scale: multiplies every bucket's refill rate (the burst stays 100), in real
+            seconds like the buckets themselves; tests use it to play minutes of the account's
+            budget in seconds (``time_scale`` only scales durations read from definitions).
         error_rate: fraction of task-runner calls answered with InternalServiceError (HTTP 500).
         throttle_rate: fraction of task-runner calls answered with ThrottlingException (HTTP 400).
         drop_rate: fraction of task-runner calls whose connection is dropped without an answer.
@@ -48,6 +51,7 @@ class LocalConfig:
     default_report_progress_timeout: float = 900.0
     time_scale: float = 1.0
     rate_limits: bool = False
+    rate_scale: float = 1.0
     error_rate: float = 0.0
     throttle_rate: float = 0.0
     drop_rate: float = 0.0
@@ -78,6 +82,8 @@ class LocalConfig:
             raise ValueError("LocalConfig.verify_signatures needs credentials={access_key: secret}")
         if self.time_scale == 0:
             raise ValueError("LocalConfig.time_scale must be > 0")
+        if self.rate_scale == 0:
+            raise ValueError("LocalConfig.rate_scale must be > 0")
         if self.latency_max < self.latency_min:
             raise ValueError(
                 f"LocalConfig.latency_max ({self.latency_max}) is below latency_min "

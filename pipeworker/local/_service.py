@@ -14,7 +14,7 @@ from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
-from pipeworker.local._ratelimit import RateLimiter
+from pipeworker.local._ratelimit import RATES, RateLimiter
 from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
@@ -85,7 +85,7 @@ class LocalService:
             operations,
             control,
             faults=self._faults,
-            limiter=RateLimiter(),
+            limiter=RateLimiter({op: rate * self.config.rate_scale for op, rate in RATES.items()}),
             rate_limits=self.config.rate_limits,
             swf=self.swf.operations(),
             swf_worker_operations=SWF_OPERATIONS,

@@ -38,6 +38,7 @@ __all__ = [
     "FieldValue",
     "MalformedAnswer",
     "Outcome",
+    "RateLimit",
     "ReceivedTask",
     "Ref",
     "Service",
@@ -148,6 +149,34 @@ class MalformedAnswer(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One of the account's budgets for a call: a token bucket, shared by every runner.
+
+    Attributes:
+        operation: the budget's name, the wire operation it limits (``"ReportTaskProgress"``);
+            connection methods declaring the same name share one budget (Data Pipeline's
+            acknowledgement and progress reports are both ReportTaskProgress).
+        rate: tokens added per second.
+        burst: the most tokens the bucket holds.
+    """
+
+    operation: str
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and self.burst >= 1):
+            raise ValueError(
+                f"RateLimit {self.operation!r}: rate must be > 0 and burst >= 1, "
+                f"got rate={self.rate!r}, burst={self.burst!r}"
+            )
+
+    def scaled(self, factor: float) -> RateLimit:
+        """This budget refilled *factor* times as fast (the burst unchanged); for tests."""
+        return RateLimit(self.operation, self.rate * factor, self.burst)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """What a worker tells its service when it connects.
 
@@ -225,11 +254,16 @@ class Service(abc.ABC):
         lease_seconds: how long a task stays this runner's without a progress report; the
             worker refuses a progress interval that could let it lapse.
         task_class: the :class:`~pipeworker.Task` subclass handlers receive.
+        rate_limits: the account's documented budgets, by connection method (``poll``,
+            ``acknowledge``, ``report_progress``, ``finish``, ``canceled``, ``heartbeat``);
+            methods absent are not paced. The worker paces its calls by them (see
+            ``pipeworker._pacing``).
     """
 
     name: str = ""
     queue_name: str = "queue"
     lease_seconds: float = 300.0
+    rate_limits: Mapping[str, RateLimit] = {}
 
     @property
     def task_class(self) -> type[Task]:

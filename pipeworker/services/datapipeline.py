@@ -75,6 +75,7 @@ from pipeworker.services.base import (
     FieldValue,
     MalformedAnswer,
     Outcome,
+    RateLimit,
     ReceivedTask,
     Ref,
     Service,
@@ -426,6 +427,17 @@ _read_canceled = _read_flag("canceled")
 _read_terminate = _read_flag("terminate")
 
 
+_PROGRESS_BUDGET = RateLimit("ReportTaskProgress", rate=10.0, burst=100.0)
+RATE_LIMITS: Final = {
+    "poll": RateLimit("PollForTask", rate=2.0, burst=100.0),
+    "acknowledge": _PROGRESS_BUDGET,
+    "report_progress": _PROGRESS_BUDGET,
+    "finish": RateLimit("SetTaskStatus", rate=10.0, burst=100.0),
+    "heartbeat": RateLimit("ReportTaskRunnerHeartbeat", rate=1.0, burst=100.0),
+}
+"""The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
+
+
 class DataPipeline(Service):
     """AWS Data Pipeline (2012-10-29): the task-runner calls, as the default service.
 
@@ -443,6 +455,7 @@ class DataPipeline(Service):
 
     name = SERVICE
     queue_name = "worker group"
+    rate_limits = RATE_LIMITS
 
     def __init__(
         self,

@@ -48,6 +48,7 @@ from pipeworker.services.base import (
     ConnectionSettings,
     MalformedAnswer,
     Outcome,
+    RateLimit,
     ReceivedTask,
     Ref,
     Service,
@@ -262,6 +263,19 @@ class ActivityTask(Task):
         return f"<ActivityTask {self.activity_id!r} {kind.name}/{kind.version}>"
 
 
+# Each Respond* call has its own bucket on AWS; one shared budget for all three is the
+# conservative reading (a runner cannot know in advance how its tasks will end).
+_RESPOND_BUDGET = RateLimit("RespondActivityTask*", rate=200.0, burst=2000.0)
+RATE_LIMITS: Final = {
+    "poll": RateLimit("PollForActivityTask", rate=200.0, burst=2000.0),
+    # acknowledge() sends nothing on SWF: only the heartbeats are paced.
+    "report_progress": RateLimit("RecordActivityTaskHeartbeat", rate=160.0, burst=2000.0),
+    "finish": _RESPOND_BUDGET,
+    "canceled": _RESPOND_BUDGET,
+}
+"""The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
+
+
 class SWF(Service):
     """Amazon SWF (2012-01-25) activity workers.
 
@@ -284,6 +298,7 @@ class SWF(Service):
     queue_name = "task list"
     # No service-wide lease: each activity type sets its own heartbeat timeout (or none).
     lease_seconds = float("inf")
+    rate_limits = RATE_LIMITS
 
     def __init__(
         self,
