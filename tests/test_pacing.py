@@ -210,7 +210,7 @@ async def _run_tasks(worker: Worker, service: LocalService, tasks: int, seen: _P
     from aiobotocore.session import get_session
     from botocore.config import Config
 
-    from tests.worker.conftest import activities, eventually, start_pipeline
+    from tests.helpers import activities, eventually, start_pipeline
 
     async with get_session().create_client(
         "datapipeline",

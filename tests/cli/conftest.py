@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import fake_aws_environment
+
 _names = itertools.count()
 
 APP = """
@@ -34,13 +36,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     for name in list(__import__("os").environ):
         if name.startswith("PIPEWORKER_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    fake_aws_environment(
+        monkeypatch,
+        config_file=str(tmp_path / "no-aws-config"),
+        credentials_file=str(tmp_path / "no-aws-credentials"),
+    )
     monkeypatch.setattr(sys, "path", list(sys.path))
     modules = set(sys.modules)
     root = logging.getLogger()

@@ -1,4 +1,7 @@
-"""Fixtures for the local service's tests: a running service and clients with fake credentials."""
+"""Fixtures for the local service's tests: a running service and clients with fake credentials.
+
+``service``, ``make_service`` and the ``dp`` client are the shared ones (``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,58 +14,15 @@ import aiohttp
 import boto3
 import pytest
 from aiobotocore.session import get_session
-from botocore.config import Config
 
-from pipeworker.local import LocalConfig, LocalService
-
-FAST = LocalConfig(poll_hold=0.3, ack_timeout=5.0, time_scale=0.001)
+from pipeworker.local import LocalService
+from tests.helpers import client_config, fake_aws_environment
 
 
 @pytest.fixture(autouse=True)
 def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-@pytest.fixture
-async def service() -> AsyncIterator[LocalService]:
-    """A running service with short time rules (0.3 s poll hold, definitions x0.001)."""
-    async with LocalService(FAST) as running:
-        yield running
-
-
-def client_config(**extra: Any) -> Config:
-    """No botocore retries (tests see every answer) and a read timeout above the poll hold."""
-    settings: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": 10}
-    settings.update(extra)
-    return Config(**settings)
-
-
-@pytest.fixture
-async def make_service() -> AsyncIterator[Callable[..., Any]]:
-    """``await make_service(**config)``: another running service, with FAST's rules overridden."""
-    started: list[LocalService] = []
-
-    async def make(**overrides: Any) -> LocalService:
-        settings = {
-            "poll_hold": FAST.poll_hold,
-            "ack_timeout": FAST.ack_timeout,
-            "time_scale": FAST.time_scale,
-            **overrides,
-        }
-        running = LocalService(LocalConfig(**settings))
-        await running.start()
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        await running.stop()
+    # Unlike the other suites, with a session token: the service must accept temporary ones.
+    fake_aws_environment(monkeypatch, session_token="testing")
 
 
 @pytest.fixture
@@ -100,19 +60,6 @@ def boto3_client(service: LocalService) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def dp(service: LocalService) -> AsyncIterator[Any]:
-    """An aiobotocore Data Pipeline client pointed at the service."""
-    session = get_session()
-    async with session.create_client(
-        "datapipeline",
-        region_name="us-east-1",
-        endpoint_url=service.endpoint_url,
-        config=client_config(),
-    ) as client:
-        yield client
-
-
-@pytest.fixture
 async def raw(service: LocalService) -> AsyncIterator[Callable[..., Any]]:
     """Unsigned raw calls: ``await raw(target, body)`` -> (status, json)."""
     async with aiohttp.ClientSession() as session:
@@ -130,20 +77,3 @@ async def raw(service: LocalService) -> AsyncIterator[Callable[..., Any]]:
                 return resp.status, await resp.json(content_type=None)
 
         yield call
-
-
-def obj(object_id: str, name: str | None = None, **fields: Any) -> dict[str, Any]:
-    """A wire pipeline object; a field value ``Ref("x")``-like dict ``{"ref": "x"}`` is a ref."""
-    wire = []
-    for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict):
-                wire.append({"key": key, "refValue": item["ref"]})
-            else:
-                wire.append({"key": key, "stringValue": item})
-    return {"id": object_id, "name": name or object_id, "fields": wire}
-
-
-def ref(object_id: str) -> dict[str, str]:
-    """A reference value for :func:`obj`."""
-    return {"ref": object_id}

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError
 
 from pipeworker.local import LocalConfig, LocalService
-from tests.local.helpers import chain_definition, fields_of, start_pipeline
+from tests.helpers import fields_of, start_pipeline
+from tests.local.helpers import chain_definition
 
 
 async def test_error_rate_answers_internal_service_error_on_task_runner_calls_only(

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.conftest import obj
-from tests.local.helpers import fields_of, start_pipeline
+from tests.helpers import fields_of, obj, start_pipeline
 
 
 def one_activity(**fields: str) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.conftest import obj, ref
-from tests.local.helpers import chain_definition, fields_of, start_pipeline
+from tests.helpers import fields_of, obj, ref, start_pipeline
+from tests.local.helpers import chain_definition
 
 
 async def instance_fields(dp: Any, pipeline_id: str) -> dict[str, dict[str, Any]]:

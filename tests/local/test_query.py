@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.conftest import obj
-from tests.local.helpers import chain_definition, fields_of, start_pipeline
+from tests.helpers import fields_of, obj, start_pipeline
+from tests.local.helpers import chain_definition
 
 
 def selector(field: str, kind: str, *values: str) -> dict[str, Any]:

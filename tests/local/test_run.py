@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from pipeworker.local import LocalService
-from tests.local.conftest import obj, ref
-from tests.local.helpers import chain_definition, fields_of, start_pipeline
+from tests.helpers import fields_of, obj, ref, start_pipeline
+from tests.local.helpers import chain_definition
 
 
 async def statuses(dp: Any, pipeline_id: str) -> dict[str, str]:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.helpers import chain_definition, fields_of, start_pipeline
+from tests.helpers import fields_of, start_pipeline
+from tests.local.helpers import chain_definition
 
 
 async def status_of(dp: Any, pipeline_id: str, component: str) -> str:

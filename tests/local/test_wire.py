@@ -15,7 +15,8 @@ import pytest
 
 from pipeworker.local import LocalService
 from pipeworker.local.__main__ import main
-from tests.local.helpers import chain_definition, start_pipeline
+from tests.helpers import start_pipeline
+from tests.local.helpers import chain_definition
 
 
 def code(body: dict[str, Any]) -> str:

@@ -1,75 +1,28 @@
-"""Fixtures for the operations tests: a local service, workers pointed at it, a scraper.
+"""Fixtures for the operations tests: workers pointed at the local service, a scraper.
 
-Self-contained (the worker suite's fixtures are parametrized for its own purposes); the
-pipeline helpers come from ``tests.worker.conftest``.
+The service, ``make_service``, the ``dp`` client and the pipeline helpers are the shared ones
+(``tests/conftest.py``, ``tests/helpers.py``); ``make_worker`` is its own (not parametrized by
+transport, progress every 0.1 s).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
-from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeworker import Worker, _retry
-from pipeworker.local import LocalConfig, LocalService
-
-FAST = LocalConfig(poll_hold=0.3, ack_timeout=5.0, time_scale=0.001)
+from pipeworker import Worker
+from pipeworker.local import LocalService
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture(autouse=True)
-def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-@pytest.fixture(autouse=True)
-def _no_backoff() -> Iterator[None]:
-    _retry.set_testing(True)
-    yield
-    _retry.set_testing(False)
-
-
-@pytest.fixture
-async def make_service() -> AsyncIterator[Callable[..., Awaitable[LocalService]]]:
-    """``await make_service()``: a local service with short time rules, stopped after the test."""
-    started: list[LocalService] = []
-
-    async def make() -> LocalService:
-        running = LocalService(FAST)
-        await running.start()
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        await running.stop()
-
-
-@pytest.fixture
-async def service(make_service: Callable[..., Awaitable[LocalService]]) -> LocalService:
-    return await make_service()
-
-
-@pytest.fixture
-async def dp(service: LocalService) -> AsyncIterator[Any]:
-    """An aiobotocore client for creating pipelines and inspecting them (no retries)."""
-    config = Config(retries={"total_max_attempts": 1}, read_timeout=10)
-    async with get_session().create_client(
-        "datapipeline", region_name="us-east-1", endpoint_url=service.endpoint_url, config=config
-    ) as client:
-        yield client
+def _isolated(fake_credentials: None, no_backoff: None) -> None:
+    """Fake AWS credentials and retries without backoff (``tests/conftest.py``)."""
 
 
 @pytest.fixture

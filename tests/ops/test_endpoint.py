@@ -16,8 +16,8 @@ from aiohttp import web
 from pipeworker import ConfigurationError, Task, TaskFailed, Worker
 from pipeworker._events import Observer
 from pipeworker.local import LocalService
+from tests.helpers import activities, eventually, start_pipeline, statuses
 from tests.ops.conftest import get, scrape, value
-from tests.worker.conftest import activities, eventually, start_pipeline, statuses
 
 
 async def test_counters_move_as_tasks_run(

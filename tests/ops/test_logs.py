@@ -12,7 +12,7 @@ import pytest
 
 from pipeworker import Task, TaskFailed, Worker, _logging
 from pipeworker.local import LocalService
-from tests.worker.conftest import activities, eventually, start_pipeline, statuses
+from tests.helpers import activities, eventually, start_pipeline, statuses
 
 SECRET = "sEcReT/fOr+tHe/LoG/tEsT/0123456789abcdef"
 IDS = ("task_id", "attempt_id", "pipeline_id", "worker_group")

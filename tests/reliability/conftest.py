@@ -1,4 +1,4 @@
-"""Fixtures for the reliability suite: fake credentials, no backoff, a summary of the counts.
+"""Fixtures for the reliability suite: fake credentials and a summary of the counts.
 
 Every test here talks to 127.0.0.1 only and is bounded in time. Tests that want their numbers in
 the output call :func:`report`; the lines are printed in pytest's terminal summary (no ``-s``).
@@ -6,12 +6,11 @@ the output call :func:`report`; the lines are printed in pytest's terminal summa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pipeworker import _retry
+from tests.helpers import fake_aws_environment
 
 FAKE_ACCESS_KEY = "AKIAFAKEFAKEFAKEFAKE"
 FAKE_SECRET_KEY = "fAkE/sEcReT+kEy/0123456789abcdefFAKEFAKE"
@@ -33,19 +32,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Recognisable keys, so that the secrets tests can look for them in the logs.
+    fake_aws_environment(monkeypatch, access_key=FAKE_ACCESS_KEY, secret_key=FAKE_SECRET_KEY)
 
 
-@pytest.fixture
-def no_backoff() -> Iterator[None]:
-    """Retries without backoff, for tests whose faults would otherwise make them wait."""
-    _retry.set_testing(True)
-    yield
-    _retry.set_testing(False)
+# ``no_backoff`` (not autouse here: only tests whose faults would make them wait ask for it),
+# ``service``, ``make_service`` and ``dp`` are the shared fixtures of ``tests/conftest.py``.

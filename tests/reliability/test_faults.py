@@ -19,8 +19,8 @@ from botocore.config import Config
 
 from pipeworker import Task, Worker
 from pipeworker.local import LocalConfig, LocalService
+from tests.helpers import activities, eventually, fields_of, instances, start_pipeline
 from tests.reliability.conftest import report
-from tests.worker.conftest import activities, eventually, fields_of, instances, start_pipeline
 
 GROUPS = 10
 TASKS_PER_GROUP = 20

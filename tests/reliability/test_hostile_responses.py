@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ from pipeworker.exceptions import (
 from pipeworker.services.base import Connection, ConnectionSettings, Outcome, ReceivedTask, Ref
 from pipeworker.services.datapipeline import MAX_POLL_ANSWER_BYTES, MAX_REPORT_ANSWER_BYTES
 from pipeworker.services.swf import SWF
+from tests.helpers import eventually, fake_aws_environment
 from tests.reliability.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, report
 
 pytestmark = pytest.mark.timeout(60)
@@ -415,14 +416,7 @@ class Harness:
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
-        env.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_CONFIG_FILE", "/nonexistent")
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        fake_aws_environment(env, access_key=FAKE_ACCESS_KEY, secret_key=FAKE_SECRET_KEY)
         built = Harness()
         try:
             built.runner.run(built.open())
@@ -625,17 +619,6 @@ def finished(service: HostileService) -> bool:
     statuses = service.called("SetTaskStatus")
     landed = not service.script["SetTaskStatus"]  # every garbage answer was taken
     return landed and bool(statuses) and statuses[-1].get("taskStatus") == "FINISHED"
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 def test_lease_lost_and_throttling_codes_keep_their_meaning_on_a_200(harness: Harness) -> None:

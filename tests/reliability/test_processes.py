@@ -19,9 +19,9 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 
 from pipeworker.local import LocalConfig, LocalService
+from tests.helpers import activities, eventually, instances, obj, start_pipeline
 from tests.reliability.conftest import report
 from tests.reliability.test_faults import attempt_statuses
-from tests.worker.conftest import activities, eventually, instances, obj, start_pipeline
 
 pytestmark = pytest.mark.timeout(60)
 

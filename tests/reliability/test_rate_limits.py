@@ -26,8 +26,8 @@ from botocore.config import Config
 
 from pipeworker import DataPipeline, Task, Worker
 from pipeworker.local import LocalConfig, LocalService
+from tests.helpers import fields_of, obj, start_pipeline
 from tests.reliability.conftest import report
-from tests.worker.conftest import fields_of, obj, start_pipeline
 
 SCALE = 50.0
 """Every budget refills this many times as fast as AWS's: 500 progress reports a second."""

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from pipeworker import Task, Worker
 from pipeworker.local import LocalConfig, LocalService
 from pipeworker.local.__main__ import _parser
+from tests.helpers import activities, eventually, start_pipeline, statuses
 from tests.reliability.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
-from tests.worker.conftest import activities, eventually, start_pipeline, statuses
 
 pytestmark = pytest.mark.timeout(30)
 

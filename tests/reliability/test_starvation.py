@@ -11,45 +11,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
-from botocore.config import Config
 
 from pipeworker import Task, Worker
 from pipeworker._events import Observer
-from pipeworker.local import LocalConfig, LocalService
-from tests.worker.conftest import activities, eventually, start_pipeline, statuses
-
-FAST = LocalConfig(poll_hold=0.3, ack_timeout=5.0, time_scale=0.001)
-
-
-@pytest.fixture(autouse=True)
-def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-@pytest.fixture
-async def service() -> AsyncIterator[LocalService]:
-    async with LocalService(FAST) as running:
-        yield running
-
-
-@pytest.fixture
-async def dp(service: LocalService) -> AsyncIterator[Any]:
-    config = Config(retries={"total_max_attempts": 1}, read_timeout=10)
-    async with get_session().create_client(
-        "datapipeline", region_name="us-east-1", endpoint_url=service.endpoint_url, config=config
-    ) as client:
-        yield client
+from pipeworker.local import LocalService
+from tests.helpers import activities, eventually, start_pipeline, statuses
 
 
 class Reports(Observer):

@@ -2,52 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
-from botocore.config import Config
 
-from pipeworker import SWF, Worker, _retry
-from pipeworker.local import LocalConfig, LocalService
+from pipeworker import SWF, Worker
+from pipeworker.local import LocalService
+from tests.helpers import client_config, eventually
+
+__all__ = ["DOMAIN", "TASK_LIST", "eventually", "settled", "task_of"]
 
 DOMAIN = "orders"
 TASK_LIST = "orders-tasks"
-FAST = LocalConfig(poll_hold=0.3, ack_timeout=5.0, time_scale=0.001)
 
 
 @pytest.fixture(autouse=True)
-def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-@pytest.fixture(autouse=True)
-def _no_backoff() -> Iterator[None]:
-    _retry.set_testing(True)
-    yield
-    _retry.set_testing(False)
-
-
-@pytest.fixture
-async def service() -> AsyncIterator[LocalService]:
-    """The local service with a 0.3 s poll hold."""
-    async with LocalService(FAST) as running:
-        yield running
+def _isolated(fake_credentials: None, no_backoff: None) -> None:
+    """Fake AWS credentials and retries without backoff; ``service`` is the shared one."""
 
 
 @pytest.fixture
 async def swf(service: LocalService) -> AsyncIterator[Any]:
     """An aiobotocore SWF client for the local service (no retries)."""
-    config = Config(retries={"total_max_attempts": 1}, read_timeout=10)
     async with get_session().create_client(
-        "swf", region_name="us-east-1", endpoint_url=service.endpoint_url, config=config
+        "swf", region_name="us-east-1", endpoint_url=service.endpoint_url, config=client_config()
     ) as client:
         yield client
 
@@ -88,20 +68,6 @@ def make_worker(service: LocalService) -> Callable[..., Worker]:
         return Worker(**{**defaults, **settings})
 
     return make
-
-
-async def eventually(
-    check: Callable[[], bool] | Callable[[], Awaitable[bool]], within: float = 10.0
-) -> None:
-    """Wait until *check* is true, polling every 20 ms; fail after *within* seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 def task_of(service: LocalService, activity_id: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from aiobotocore.session import get_session
 
 from pipeworker import Task, Worker
 from pipeworker.local import LocalService
-from tests.worker.conftest import activities, calls, eventually, start_pipeline, statuses
+from tests.helpers import activities, calls, eventually, start_pipeline, statuses
 
 
 async def test_cancel_through_setstatus_cancels_the_handler_and_sends_no_status(

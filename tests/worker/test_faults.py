@@ -12,7 +12,7 @@ from aiobotocore.session import get_session
 from pipeworker import DataPipeline, Ref, Task, Worker
 from pipeworker.local import LocalService
 from pipeworker.services.base import Connection, ConnectionSettings, Outcome, ReceivedTask
-from tests.worker.conftest import activities, attempts, calls, eventually, start_pipeline
+from tests.helpers import activities, attempts, calls, eventually, start_pipeline
 
 
 async def test_500s_and_throttles_are_retried_until_every_task_lands(

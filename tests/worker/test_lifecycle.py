@@ -12,7 +12,7 @@ from aiobotocore.session import get_session
 
 from pipeworker import Outcome, Task, Worker, _retry
 from pipeworker.local import LocalService
-from tests.worker.conftest import (
+from tests.helpers import (
     activities,
     attempts,
     calls,

@@ -10,7 +10,7 @@ from typing import Any
 from pipeworker import DataPipeline, Task, Worker
 from pipeworker.local import LocalService
 from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
-from tests.worker.conftest import activities, eventually, start_pipeline
+from tests.helpers import activities, eventually, start_pipeline
 
 
 class CountingPolls(DataPipeline):

@@ -9,7 +9,7 @@ import pytest
 
 from pipeworker import Worker
 from pipeworker.local import LocalService
-from tests.worker.conftest import attempts, eventually, obj, start_pipeline
+from tests.helpers import attempts, eventually, obj, start_pipeline
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeworker import PreconditionNotMet, Ref, Task, TaskFailed, Worker
 from pipeworker.local import LocalService
-from tests.worker.conftest import (
+from tests.helpers import (
     activities,
     attempts,
     calls,

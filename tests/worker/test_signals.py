@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pipeworker.local import LocalService
-from tests.worker.conftest import activities, attempts, calls, start_pipeline
+from tests.helpers import activities, attempts, calls, start_pipeline
 
 SCRIPT = textwrap.dedent(
     """
