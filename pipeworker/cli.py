@@ -5,7 +5,8 @@ Nothing heavy is imported at module level (no aiobotocore, no aiohttp, not even 
 arguments are known to be good.
 
 Settings come from, in order of precedence: the command line, ``PIPEWORKER_*`` environment
-variables, then the values the app's ``Worker(...)`` was built with.
+variables, then the values the app's ``Worker(...)`` was built with (the table and the rules are
+in ``pipeworker._settings``).
 
 Exit codes: 0 the worker stopped normally (a signal, or the service's ``terminate``), 1 it failed
 while running (or, with ``--local``, a pipeline object failed), 2 a usage or configuration error.
@@ -14,208 +15,32 @@ while running (or, with ``--local``, a pipeline object failed), 2 a usage or con
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pipeworker._settings import SETTINGS, Setting, UsageError, apply_settings, resolve_settings
 
 if TYPE_CHECKING:
     from pipeworker._importer import LoadedApp
     from pipeworker.worker import Worker
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "SETTINGS", "Setting", "main"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "SETTINGS",
+    "Setting",
+    "UsageError",
+    "apply_settings",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-ENV_PREFIX = "PIPEWORKER_"
-
-
-class UsageError(Exception):
-    """A bad option, environment variable or app: exit 2 with this message."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{port} is not a port number (0-65535)")
-    return port
-
-
-def _seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        if text.lower() not in choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
-        return text.lower()
-
-    return convert
-
-
-def _rate_limits(text: str) -> str | None:
-    mode = _choice("auto", "service", "off")(text)
-    return None if mode == "off" else mode
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting that can come from a flag or an environment variable.
-
-    Attributes:
-        dest: the attribute on the parsed options.
-        flags: the option strings, the preferred one first (aliases follow the Java Task Runner).
-        convert: turns text into the value; raises ValueError with a message.
-        metavar: the placeholder in ``--help``.
-        help: the help text.
-        worker_param: the ``Worker(...)`` argument it overrides, or None for a CLI-only setting.
-    """
-
-    dest: str
-    flags: tuple[str, ...]
-    convert: Callable[[str], Any]
-    metavar: str
-    help: str
-    worker_param: str | None = None
-
-    @property
-    def env(self) -> str:
-        """The environment variable for this setting, ``PIPEWORKER_<DEST>``."""
-        return ENV_PREFIX + self.dest.upper()
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "region",
-        ("--region",),
-        str,
-        "REGION",
-        "AWS region (default: the usual AWS settings, AWS_DEFAULT_REGION or ~/.aws/config)",
-        "region",
-    ),
-    Setting(
-        "endpoint_url",
-        ("--endpoint-url", "--endpoint"),
-        str,
-        "URL",
-        "send requests to this endpoint instead of AWS's",
-        "endpoint_url",
-    ),
-    Setting(
-        "taskrunner_id",
-        ("--taskrunner-id", "--taskrunnerId"),
-        str,
-        "ID",
-        "this runner's id, unique in the account (default: pipeworker-<host>-<pid>-<random>)",
-        "taskrunner_id",
-    ),
-    Setting(
-        "hostname",
-        ("--hostname",),
-        str,
-        "NAME",
-        "the host name reported to the service (default: this host's FQDN)",
-        "hostname",
-    ),
-    Setting(
-        "concurrency",
-        ("--concurrency", "--tasks"),
-        _positive_int,
-        "N",
-        "the most tasks run at once (Worker default: 10)",
-        "max_concurrency",
-    ),
-    Setting(
-        "progress_interval",
-        ("--progress-interval",),
-        _seconds,
-        "SECONDS",
-        "seconds between progress reports of a running task (Worker default: 60)",
-        "progress_interval",
-    ),
-    Setting(
-        "heartbeat_interval",
-        ("--heartbeat-interval",),
-        _seconds,
-        "SECONDS",
-        "seconds between runner heartbeats (Worker default: 900)",
-        "heartbeat_interval",
-    ),
-    Setting(
-        "shutdown_grace",
-        ("--shutdown-grace",),
-        _seconds,
-        "SECONDS",
-        "seconds running tasks get to finish after a stop is asked for (Worker default: 30)",
-        "shutdown_grace",
-    ),
-    Setting(
-        "transport",
-        ("--transport",),
-        _choice("lean", "aiobotocore"),
-        "NAME",
-        "how the hot calls are sent: lean (signed JSON over aiohttp) or aiobotocore "
-        "(default: the service's own, lean)",
-    ),
-    Setting(
-        "http_port",
-        ("--http-port",),
-        _port,
-        "PORT",
-        "serve /healthz, /readyz and /metrics on this port (0: any free one); with --check, "
-        "probe a running worker's /healthz on it instead (default: no endpoint)",
-        "http_port",
-    ),
-    Setting(
-        "http_host",
-        ("--http-host",),
-        str,
-        "HOST",
-        "the address the endpoint binds, and --check probes (default: 127.0.0.1)",
-        "http_host",
-    ),
-    Setting(
-        "rate_limits",
-        ("--rate-limits",),
-        _rate_limits,
-        "MODE",
-        "pace calls by the account's rate limits: service (the documented budgets), off, or "
-        "auto (service on AWS, off for any other endpoint) (Worker default: auto)",
-        "rate_limits",
-    ),
-    Setting(
-        "log_level",
-        ("--log-level",),
-        _choice("debug", "info", "warning", "error", "critical"),
-        "LEVEL",
-        "debug, info, warning, error or critical (default: info)",
-    ),
-    Setting(
-        "log_format",
-        ("--log-format",),
-        _choice("text", "json"),
-        "FORMAT",
-        "text, or json for one object per line (default: text)",
-    ),
-)
 
 _EPILOG = """\
 environment:
@@ -340,21 +165,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         UsageError: a bad option, or a value that is not of the setting's kind.
     """
     namespace = build_parser().parse_args(argv)
-    settings: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for setting in SETTINGS:
-        text = getattr(namespace, setting.dest)
-        source = setting.flags[0]
-        if text is None:
-            text = environ.get(setting.env) or None
-            source = setting.env
-        if text is None:
-            continue
-        try:
-            settings[setting.dest] = setting.convert(text)
-        except ValueError as exc:
-            raise UsageError(f"{source}: {exc}") from None
-        sources[setting.dest] = source
+    settings, sources = resolve_settings(namespace, environ)
     if namespace.local and "endpoint_url" in settings:
         raise UsageError(
             f"{sources['endpoint_url']} cannot be used with --local, which runs its own endpoint"
@@ -417,68 +228,6 @@ def load_worker(options: Options) -> tuple[Worker, LoadedApp]:
         raise AppLoadError(f"{options.app} is {describe(obj)}, not a pipeworker.Worker{hint}")
     loaded.obj = obj
     return obj, loaded
-
-
-def apply_settings(worker: Worker, options: Options) -> None:
-    """Rebuild the worker's frozen config with the given settings over its own values.
-
-    The new config goes through ``Worker``'s own constructor, so a bad value is refused with
-    the same message a bad ``Worker(...)`` argument gets, plus where the value came from.
-
-    Raises:
-        ConfigurationError: a setting is invalid.
-    """
-    from pipeworker.exceptions import ConfigurationError
-    from pipeworker.worker import Worker
-
-    config = worker.config
-    transport = options.settings.get("transport")
-    if transport is not None and getattr(config.service, "transport", None) != transport:
-        with_transport = getattr(config.service, "with_transport", None)
-        if with_transport is None:
-            raise ConfigurationError(
-                f"{options.sources['transport']}: the {config.service.name} service has no "
-                "transport switch"
-            )
-        worker.config = config = dataclasses.replace(config, service=with_transport(transport))
-    values: dict[str, Any] = {
-        "region": config.region,
-        "endpoint_url": config.endpoint_url,
-        "taskrunner_id": config.taskrunner_id,
-        "hostname": config.hostname,
-        "max_concurrency": config.max_concurrency,
-        "progress_interval": config.progress_interval,
-        "heartbeat_interval": config.heartbeat_interval,
-        "shutdown_grace": config.shutdown_grace,
-        "http_port": config.http_port,
-        "http_host": config.http_host,
-        "loop_stall_threshold": config.loop_stall_threshold,
-        "health_max_loop_lag": config.health_max_loop_lag,
-        "ready_max_call_age": config.ready_max_call_age,
-        "rate_limits": config.rate_limits,
-    }
-    given: dict[str, str] = {}
-    for setting in SETTINGS:
-        if setting.worker_param and setting.dest in options.settings:
-            values[setting.worker_param] = options.settings[setting.dest]
-            given[setting.worker_param] = options.sources[setting.dest]
-    if not given:
-        return
-    try:
-        # A plain Worker validates the values; only its config is kept.
-        rebuilt = Worker(service=config.service, **values)
-    except ConfigurationError as exc:
-        message = str(exc)
-        # The service's own checks name the wire member (taskrunnerId), Worker names its argument.
-        lowered = message.lower()
-        origins = [
-            source
-            for param, source in given.items()
-            if param in message or param.replace("_", "") in lowered
-        ]
-        suffix = f" (from {', '.join(origins)})" if origins else ""
-        raise ConfigurationError(message + suffix) from exc
-    worker.config = rebuilt.config
 
 
 def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
