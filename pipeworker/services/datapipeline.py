@@ -6,14 +6,14 @@ Two call profiles, so long polls can never starve the calls that keep leases:
   outnumber free slots, so a poll never waits for a connection);
 - *report*: progress, status, heartbeat and expressions, with its own pool.
 
-Two transports send them. ``transport="lean"`` (the default) sends the hot calls (poll, progress,
-status, heartbeat) through :mod:`pipeworker.services._signed`: botocore's SigV4 signer and bare
-aiohttp, about a third of botocore's CPU per call; credentials, region and endpoint still come
-from aiobotocore, and EvaluateExpression still goes through an aiobotocore client.
-``transport="aiobotocore"`` sends everything through two aiobotocore clients. Both have retries
-off: the one retry layer is ``pipeworker._retry``. Every request goes through
-:meth:`_DataPipelineConnection.call`, the single seam where errors of either transport are mapped
-by one table (:func:`map_error`).
+Two transports send them (:mod:`pipeworker.services._aws`, shared with SWF). ``transport="lean"``
+(the default) sends the hot calls (poll, progress, status, heartbeat) through
+:mod:`pipeworker.services._signed`: botocore's SigV4 signer and bare aiohttp, about a third of
+botocore's CPU per call; credentials, region and endpoint still come from aiobotocore, and
+EvaluateExpression still goes through an aiobotocore client. ``transport="aiobotocore"`` sends
+everything through two aiobotocore clients. Both have retries off: the one retry layer is
+``pipeworker._retry``. Every request goes through the connection's ``call``, the single seam
+where errors of either transport are mapped by one table (:func:`map_error`).
 
 Answers are read in the same seam, by one reader per operation (:func:`poll_answer` and
 :func:`task_from_wire` for polls): a successful answer of the wrong shape (not an object, a
@@ -33,42 +33,18 @@ The lean transport reads at most :data:`MAX_POLL_ANSWER_BYTES` of a poll's answe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import cache, partial
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final
 
-import aiohttp
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
-
-from pipeworker import _redact
 from pipeworker._model import check_value, operation_input, validate_input
-from pipeworker.exceptions import (
-    ConfigurationError,
-    LeaseLost,
-    PipeworkerError,
-    RequestRejected,
-    ThrottlingError,
-    TransientServiceError,
-    ValidationError,
-)
-from pipeworker.services._signed import ErrorAnswer, Profile, SignedTransport
+from pipeworker.exceptions import ConfigurationError, PipeworkerError, ValidationError
+from pipeworker.services import _aws
+from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
@@ -94,11 +70,7 @@ __all__ = [
     "task_from_wire",
 ]
 
-_T = TypeVar("_T")
-
 SERVICE: Final = "datapipeline"
-Transport = Literal["lean", "aiobotocore"]
-TRANSPORTS: Final = ("lean", "aiobotocore")
 POLL_HOLD = 90.0
 """How long the service holds a PollForTask open when it has no task."""
 
@@ -120,126 +92,45 @@ RESERVED_ERROR_PREFIX = "Service_"
 
 log = logging.getLogger("pipeworker.datapipeline")
 
-_LEASE_LOST_CODES = frozenset(
-    {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
-)
-# What AWS answers a request it cannot authenticate: never worth sending again as it is.
-_AUTHENTICATION_CODES = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "IncompleteSignature",
-        "MissingAuthenticationTokenException",
-        "MissingAuthenticationToken",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "ExpiredTokenException",
-    }
-)
-_THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "SlowDown",
-    }
-)
-_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    BotoConnectionError,  # EndpointConnectionError, ConnectTimeoutError, proxy errors
-    ConnectionClosedError,
-    HTTPClientError,  # ReadTimeoutError and other transport failures
-    aiohttp.ClientError,
-    TimeoutError,
+# PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
+_ERRORS = ErrorRules(
+    lease_lost=frozenset(
+        {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
+    ),
+    lease_operations=frozenset(
+        {"ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat", "EvaluateExpression"}
+    ),
 )
 # Everything outside the model's character pattern: control characters and lone surrogates.
 _OUTSIDE_PATTERN = re.compile("[^\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff\r\n\t]")
 
-# Sent by the lean transport; everything else (EvaluateExpression) goes through aiobotocore.
-_HOT_OPERATIONS = {
-    "PollForTask": "poll",
-    "ReportTaskProgress": "report",
-    "SetTaskStatus": "report",
-    "ReportTaskRunnerHeartbeat": "report",
-}
-_OPERATIONS = {
-    "PollForTask": "poll_for_task",
-    "ReportTaskProgress": "report_task_progress",
-    "SetTaskStatus": "set_task_status",
-    "ReportTaskRunnerHeartbeat": "report_task_runner_heartbeat",
-    "EvaluateExpression": "evaluate_expression",
-}
+_WIRE = Wire(
+    signing_name=SERVICE,
+    target_prefix="DataPipeline",
+    content_type="application/x-amz-json-1.1",
+    operations={
+        "PollForTask": ("poll_for_task", "poll"),
+        "ReportTaskProgress": ("report_task_progress", "report"),
+        "SetTaskStatus": ("set_task_status", "report"),
+        "ReportTaskRunnerHeartbeat": ("report_task_runner_heartbeat", "report"),
+        "EvaluateExpression": ("evaluate_expression", "report"),
+    },
+    # EvaluateExpression is rare: it stays on aiobotocore.
+    lean=frozenset(
+        {"PollForTask", "ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat"}
+    ),
+    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+)
 
 
 def map_error(operation: str, exc: Exception) -> PipeworkerError:
     """Translate what either transport raised for *operation* into the exception tree.
 
-    Most specific first: lost leases, throttling, server errors, other request errors, then
-    transport failures and local configuration problems. botocore's ``ClientError`` and the lean
-    transport's ``ErrorAnswer`` carry the same code, message and status, mapped by one table.
+    The shared table (:func:`pipeworker.services._aws.map_error`); TaskNotFoundException,
+    PipelineNotFoundException and PipelineDeletedException on a call about a task are a lost
+    lease.
     """
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return _map_answer(operation, code, str(error.get("Message") or exc), status)
-    if isinstance(exc, ErrorAnswer):
-        return _map_answer(operation, exc.code, exc.message or str(exc.status), exc.status)
-    if isinstance(exc, MalformedAnswer):
-        return TransientServiceError(
-            f"{operation}: {exc.code}: {exc}", operation=operation, code=exc.code
-        )
-    if isinstance(exc, ResponseParserError) or (
-        isinstance(exc, AttributeError | TypeError | KeyError | ValueError)
-        and _raised_by_parser(exc)
-    ):
-        # botocore's parser met a member of the wrong type (a list where an object belongs).
-        code = "MalformedResponse"
-        return TransientServiceError(
-            f"{operation}: {code}: {type(exc).__name__}: {exc}", operation=operation, code=code
-        )
-    if isinstance(exc, _TRANSIENT_ERRORS):
-        name = type(exc).__name__
-        return TransientServiceError(f"{operation}: {name}: {exc}", operation=operation, code=name)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
-        return ConfigurationError(f"{operation}: {exc}")
-    if isinstance(exc, ParamValidationError):
-        return ValidationError(f"{operation}: {exc}")
-    name = type(exc).__name__
-    return RequestRejected(f"{operation}: {name}: {exc}", operation=operation, code=name)
-
-
-def _raised_by_parser(exc: BaseException) -> bool:
-    traceback = exc.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_globals.get("__name__") == "botocore.parsers":
-            return True
-        traceback = traceback.tb_next
-    return False
-
-
-def _map_answer(operation: str, code: str, text: str, status: int) -> PipeworkerError:
-    message = f"{operation}: {code}: {text}"
-    # PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
-    if code in _LEASE_LOST_CODES and operation != "PollForTask":
-        return LeaseLost(message, operation=operation, code=code)
-    if code in _AUTHENTICATION_CODES:
-        return RequestRejected(
-            f"{message} (the service did not accept this runner's credentials: check "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile or role, and the clock)",
-            operation=operation,
-            code=code,
-        )
-    if code in _THROTTLING_CODES or status == 429:
-        return ThrottlingError(message, operation=operation, code=code)
-    if code == "InternalServiceError" or status >= 500:
-        return TransientServiceError(message, operation=operation, code=code or str(status))
-    return RequestRejected(message, operation=operation, code=code or str(status))
+    return _aws.map_error(operation, exc, _ERRORS)
 
 
 @cache
@@ -465,11 +356,7 @@ class DataPipeline(Service):
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        if transport not in TRANSPORTS:
-            raise ConfigurationError(
-                f"transport={transport!r}: use one of {', '.join(map(repr, TRANSPORTS))}"
-            )
-        self.transport: Transport = transport
+        self.transport: Transport = _aws.check_transport(transport)
         self.lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else lease
         if poll_read_timeout <= POLL_HOLD:
             raise ConfigurationError(
@@ -510,129 +397,39 @@ class DataPipeline(Service):
 
     @asynccontextmanager
     async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        _redact.install()  # botocore logs signed headers at DEBUG
-        session = get_session()
-        credentials = await session.get_credentials()
-        if credentials is None:
-            raise ConfigurationError(
-                "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                "AWS_PROFILE, or run where an instance role is available"
-            )
-        no_retries = {"total_max_attempts": 1, "mode": "standard"}
-        pool = self.report_pool_size or min(max(settings.max_concurrency, 10), 100)
-        # Polls never outnumber free slots: one connection per slot, and one to spare.
-        poll_pool = settings.max_concurrency + 1
-        report_config = AioConfig(
-            read_timeout=30, connect_timeout=10, retries=no_retries, max_pool_connections=pool
-        )
-        configs = [report_config]
-        if self.transport == "aiobotocore":
-            configs.append(
-                AioConfig(
-                    read_timeout=self.poll_read_timeout,
-                    connect_timeout=10,
-                    retries=no_retries,
-                    max_pool_connections=poll_pool,
-                )
-            )
-        async with AsyncExitStack() as stack:
-            try:
-                clients = [
-                    await stack.enter_async_context(
-                        session.create_client(
-                            SERVICE,
-                            region_name=settings.region,
-                            endpoint_url=settings.endpoint_url,
-                            config=config,
-                        )
-                    )
-                    for config in configs
-                ]
-            except NoRegionError as exc:
-                raise ConfigurationError(
-                    "no AWS region: pass region=... or set AWS_DEFAULT_REGION"
-                ) from exc
-            report_client = clients[0]
-            senders: dict[str, Callable[[Mapping[str, Any]], Awaitable[Any]]] = {
-                operation: _keywords(getattr(report_client, name))
-                for operation, name in _OPERATIONS.items()
-            }
-            if self.transport == "aiobotocore":
-                senders["PollForTask"] = _keywords(clients[1].poll_for_task)
-            else:
-                meta = report_client.meta
-                transport = SignedTransport(
-                    credentials=credentials,
-                    region=meta.region_name,
-                    endpoint_url=meta.endpoint_url,
-                    signing_name=SERVICE,
-                    target_prefix="DataPipeline",
-                    content_type="application/x-amz-json-1.1",
-                    profiles={
-                        "poll": Profile(
-                            pool=poll_pool,
-                            read_timeout=self.poll_read_timeout,
-                            max_answer_bytes=MAX_POLL_ANSWER_BYTES,
-                        ),
-                        "report": Profile(
-                            pool=pool, read_timeout=30, max_answer_bytes=MAX_REPORT_ANSWER_BYTES
-                        ),
-                    },
-                )
-                stack.push_async_callback(transport.close)
-                for operation, profile in _HOT_OPERATIONS.items():
-                    senders[operation] = partial(transport.call, profile, operation)
+        async with _aws.open_senders(
+            _WIRE,
+            settings,
+            transport=self.transport,
+            poll_read_timeout=self.poll_read_timeout,
+            # Polls never outnumber free slots: one connection per slot, and one to spare.
+            poll_pool=settings.max_concurrency + 1,
+            report_pool=_aws.report_pool(self.report_pool_size, settings),
+        ) as senders:
             yield _DataPipelineConnection(senders, settings)
 
 
-def _keywords(
-    method: Callable[..., Awaitable[Any]],
-) -> Callable[[Mapping[str, Any]], Awaitable[Any]]:
-    async def send(params: Mapping[str, Any]) -> Any:
-        return await method(**params)
+class _DataPipelineConnection(AwsConnection):
+    errors = _ERRORS
+    log = log
 
-    send.client = method.__self__  # type: ignore[attr-defined]  # for tests of the profiles
-    return send
-
-
-class _DataPipelineConnection(Connection):
-    def __init__(
-        self,
-        senders: Mapping[str, Callable[[Mapping[str, Any]], Awaitable[Any]]],
-        settings: ConnectionSettings,
-    ) -> None:
+    def __init__(self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings) -> None:
+        super().__init__(senders)
         self._settings = settings
-        # Bound once: the hot path looks a sender up in a dict instead of by attribute name.
-        self._senders = dict(senders)
 
-    async def call(
-        self,
-        operation: str,
-        params: Mapping[str, Any],
-        read: Callable[[Any], _T] = _read_object,  # type: ignore[assignment]
-    ) -> _T:
-        """Send one request and *read* its answer; the only place either transport's errors,
-        and answers of the wrong shape, are translated into the exception tree."""
-        try:
-            return read(await self._senders[operation](params))
-        except asyncio.CancelledError:
-            raise
-        except MalformedAnswer as exc:
-            if exc.task_id is not None:
-                log.error(
-                    "%s handed out task %s in a shape this runner cannot read (%s); no status "
-                    "is sent for it: the service hands it out again once its acknowledgement "
-                    "window ends",
-                    operation,
-                    exc.task_id,
-                    exc,
-                    extra={"task_id": exc.task_id},
-                )
-            else:
-                log.warning("%s: unreadable answer: %s", operation, exc)
-            raise map_error(operation, exc) from exc
-        except Exception as exc:
-            raise map_error(operation, exc) from exc
+    def unreadable(self, operation: str, exc: MalformedAnswer) -> None:
+        if exc.task_id is None:
+            super().unreadable(operation, exc)
+            return
+        log.error(
+            "%s handed out task %s in a shape this runner cannot read (%s); no status "
+            "is sent for it: the service hands it out again once its acknowledgement "
+            "window ends",
+            operation,
+            exc.task_id,
+            exc,
+            extra={"task_id": exc.task_id},
+        )
 
     async def poll(self, queue: str) -> ReceivedTask | None:
         return await self.call(

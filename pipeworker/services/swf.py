@@ -14,35 +14,31 @@ The heartbeat cadence comes from the activity type's ``defaultTaskHeartbeatTimeo
 worker's ``progress_interval`` applies when the type sets none. UnknownResourceFault on a task's
 token means the task timed out or its execution closed: the lease is lost.
 
-As for Data Pipeline, long polls have their own client (read timeout above the hold) so the
-heartbeats that keep tasks alive never queue behind them, botocore's retries are off, and every
-request goes through :meth:`_SWFConnection.call`.
+As for Data Pipeline (:mod:`pipeworker.services._aws`, shared by both), long polls have their
+own profile (read timeout above the hold) so the heartbeats that keep tasks alive never queue
+behind them, botocore's retries are off, and every request goes through the connection's
+``call``. ``transport="lean"`` (the default) sends the hot calls (PollForActivityTask,
+RecordActivityTaskHeartbeat, RespondActivityTask*) signed by botocore's SigV4 signer over bare
+aiohttp (JSON 1.0, ``SimpleWorkflowService``), reading at most :data:`MAX_POLL_ANSWER_BYTES` of
+a poll's answer and :data:`MAX_REPORT_ANSWER_BYTES` of any other; DescribeActivityType (once per
+type) stays on aiobotocore. ``transport="aiobotocore"`` sends everything through aiobotocore.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, Final, NamedTuple, TypeVar
-
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import ClientError, NoRegionError
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Final
 
 from pipeworker._model import validate_input
-from pipeworker.exceptions import (
-    ConfigurationError,
-    LeaseLost,
-    PipeworkerError,
-    ThrottlingError,
-    ValidationError,
-)
-from pipeworker.services import datapipeline
+from pipeworker.exceptions import ConfigurationError, PipeworkerError
+from pipeworker.services import _aws
+from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._swftask import ActivityTask, ActivityType, WorkflowExecution
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
@@ -55,7 +51,7 @@ from pipeworker.services.base import (
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import _DONE, Task
+from pipeworker.task import Task
 
 __all__ = [
     "SWF",
@@ -67,8 +63,6 @@ __all__ = [
     "result_text",
 ]
 
-_T = TypeVar("_T")
-
 SERVICE: Final = "swf"
 POLL_HOLD = 60.0
 """How long SWF holds a PollForActivityTask open when it has no task."""
@@ -77,64 +71,61 @@ MIN_POLL_READ_TIMEOUT = 70.0
 RESULT_LIMIT = 32768
 REASON_LIMIT = 256
 DETAILS_LIMIT = 32768
-HEARTBEAT_DETAILS_LIMIT = 2048
 IDENTITY_LIMIT = 256
+
+# The largest legitimate PollForActivityTask answer: input (<= 32,768 characters, at most 12
+# bytes each once JSON-escaped: a surrogate pair as two \uXXXX) plus the token (<= 1,024) and a
+# few names of <= 256: under 450 KB. 2 MiB is over four times that.
+MAX_POLL_ANSWER_BYTES = 2 << 20
+# Heartbeat and Respond* answers are a few bytes ({"cancelRequested":false}); 1 MiB also leaves
+# room for any error page worth reading.
+MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 log = logging.getLogger("pipeworker.swf")
 
-_OPERATIONS = {
-    "PollForActivityTask": "poll_for_activity_task",
-    "DescribeActivityType": "describe_activity_type",
-    "RecordActivityTaskHeartbeat": "record_activity_task_heartbeat",
-    "RespondActivityTaskCompleted": "respond_activity_task_completed",
-    "RespondActivityTaskFailed": "respond_activity_task_failed",
-    "RespondActivityTaskCanceled": "respond_activity_task_canceled",
-}
-_POLL_OPERATIONS = frozenset({"PollForActivityTask"})
-# Calls that carry a task token: UnknownResourceFault there means the token is dead.
-_TOKEN_OPERATIONS = frozenset(
-    {
-        "RecordActivityTaskHeartbeat",
-        "RespondActivityTaskCompleted",
-        "RespondActivityTaskFailed",
-        "RespondActivityTaskCanceled",
-    }
+# Calls that carry a task token: UnknownResourceFault there means the token is dead (the task
+# timed out, was cancelled or its execution closed); on a poll it means the domain is unknown.
+_ERRORS = ErrorRules(
+    lease_lost=frozenset({"UnknownResourceFault"}),
+    lease_operations=frozenset(
+        {
+            "RecordActivityTaskHeartbeat",
+            "RespondActivityTaskCompleted",
+            "RespondActivityTaskFailed",
+            "RespondActivityTaskCanceled",
+        }
+    ),
+)
+_WIRE = Wire(
+    signing_name=SERVICE,
+    target_prefix="SimpleWorkflowService",
+    content_type="application/x-amz-json-1.0",
+    operations={
+        "PollForActivityTask": ("poll_for_activity_task", "poll"),
+        "DescribeActivityType": ("describe_activity_type", "report"),
+        "RecordActivityTaskHeartbeat": ("record_activity_task_heartbeat", "report"),
+        "RespondActivityTaskCompleted": ("respond_activity_task_completed", "report"),
+        "RespondActivityTaskFailed": ("respond_activity_task_failed", "report"),
+        "RespondActivityTaskCanceled": ("respond_activity_task_canceled", "report"),
+    },
+    # DescribeActivityType is sent once per activity type: it stays on aiobotocore.
+    lean=_ERRORS.lease_operations | {"PollForActivityTask"},
+    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
 )
 # SWF's naming rule for domains and task lists (the model checks only lengths): no ':', '/',
 # '|' or control characters, and not the literal string "arn".
 _FORBIDDEN = re.compile("[:/|\u0000-\u001f\u007f-\u009f]")
 
 
-class ActivityType(NamedTuple):
-    """An SWF activity type: its name and version."""
-
-    name: str
-    version: str
-
-
-class WorkflowExecution(NamedTuple):
-    """The workflow execution an activity task belongs to."""
-
-    workflow_id: str
-    run_id: str
-
-
 def map_error(operation: str, exc: Exception) -> PipeworkerError:
-    """Translate what aiobotocore raised for an SWF *operation* into the exception tree.
+    """Translate what either transport raised for an SWF *operation* into the exception tree.
 
-    UnknownResourceFault on a call with a task token is a lost lease (the task timed out, was
-    cancelled or its execution closed); on a poll it means the domain does not exist.
-    LimitExceededException and the throttling codes are throttles, retried with backoff.
+    The shared table (:func:`pipeworker.services._aws.map_error`): UnknownResourceFault on a
+    call with a task token is a lost lease (the task timed out, was cancelled or its execution
+    closed); on a poll it means the domain does not exist. LimitExceededException and the
+    throttling codes are throttles, retried with backoff.
     """
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = f"{operation}: {code}: {error.get('Message') or exc}"
-        if code == "UnknownResourceFault" and operation in _TOKEN_OPERATIONS:
-            return LeaseLost(message, operation=operation, code=code)
-        if code == "LimitExceededException":
-            return ThrottlingError(message, operation=operation, code=code)
-    return datapipeline.map_error(operation, exc)
+    return _aws.map_error(operation, exc, _ERRORS)
 
 
 def result_text(result: Any) -> str:
@@ -187,82 +178,6 @@ def _default_identity(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:IDENTITY_LIMIT]
 
 
-class ActivityTask(Task):
-    """An SWF activity task, as a handler sees it.
-
-    Attributes:
-        token: the task token every call about the task carries (also :attr:`id`).
-        activity_id: the id the decider gave the activity.
-        activity_type: its :class:`ActivityType` (name, version).
-        workflow_execution: the :class:`WorkflowExecution` (workflow_id, run_id) it belongs to.
-        input: the input the decider scheduled it with, or None.
-        task_list: the task list it was polled from.
-        started_event_id: the ActivityTaskStarted event's id in the workflow history.
-    """
-
-    __slots__ = ()
-
-    @property
-    def _attrs(self) -> Mapping[str, Any]:
-        return self._received.attributes or {}
-
-    @property
-    def token(self) -> str:
-        return self._received.id
-
-    @property
-    def activity_id(self) -> str:
-        return str(self._attrs.get("activityId", ""))
-
-    @property
-    def activity_type(self) -> ActivityType:
-        kind = self._attrs.get("activityType") or {}
-        return ActivityType(kind.get("name", ""), kind.get("version", ""))
-
-    @property
-    def workflow_execution(self) -> WorkflowExecution:
-        execution = self._attrs.get("workflowExecution") or {}
-        return WorkflowExecution(execution.get("workflowId", ""), execution.get("runId", ""))
-
-    @property
-    def input(self) -> str | None:
-        value = self._attrs.get("input")
-        return value if isinstance(value, str) else None
-
-    @property
-    def task_list(self) -> str:
-        return self._received.queue
-
-    @property
-    def started_event_id(self) -> int | None:
-        value = self._attrs.get("startedEventId")
-        return value if isinstance(value, int) else None
-
-    def heartbeat(self, details: Any = None) -> Awaitable[None]:
-        """Send *details* with the next heartbeat (a str as-is, anything else as JSON).
-
-        Coalescing: only the latest details are sent, at the next beat of the worker's cadence.
-        The details are taken at once, so sync handlers may call it without ``await``.
-
-        Raises:
-            ValidationError: the details are longer than 2,048 characters; nothing is queued.
-        """
-        if details is None:
-            return _DONE
-        text = details if isinstance(details, str) else json.dumps(details, separators=(",", ":"))
-        if len(text) > HEARTBEAT_DETAILS_LIMIT:
-            raise ValidationError(
-                f"heartbeat(): details are {len(text)} characters, "
-                f"the maximum is {HEARTBEAT_DETAILS_LIMIT}"
-            )
-        self._pending = {"details": text}
-        return _DONE
-
-    def __repr__(self) -> str:
-        kind = self.activity_type
-        return f"<ActivityTask {self.activity_id!r} {kind.name}/{kind.version}>"
-
-
 # Each Respond* call has its own bucket on AWS; one shared budget for all three is the
 # conservative reading (a runner cannot know in advance how its tasks will end).
 _RESPOND_BUDGET = RateLimit("RespondActivityTask*", rate=200.0, burst=2000.0)
@@ -289,6 +204,9 @@ class SWF(Service):
         poll_read_timeout: the poll client's read timeout, at least 70 s (the hold is 60 s).
         report_pool_size: connections for heartbeats and responses; by default
             ``max_concurrency`` capped to 10..100.
+        transport: ``"lean"`` (default) sends polls, heartbeats and responses signed by
+            botocore's SigV4 signer over bare aiohttp; ``"aiobotocore"`` sends every call
+            through aiobotocore clients.
 
     Raises:
         ConfigurationError: the domain or identity breaks SWF's rules; the message says how.
@@ -307,7 +225,9 @@ class SWF(Service):
         identity: str | None = None,
         poll_read_timeout: float = POLL_HOLD + 15.0,
         report_pool_size: int | None = None,
+        transport: Transport = "lean",
     ) -> None:
+        self.transport: Transport = _aws.check_transport(transport)
         if not isinstance(domain, str):
             raise ConfigurationError(f"SWF domain must be a string, got {domain!r}")
         problems = validate_input(
@@ -330,7 +250,17 @@ class SWF(Service):
         self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
-        return f"SWF(domain={self.domain!r})"
+        return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
+
+    def with_transport(self, transport: Transport) -> SWF:
+        """A copy of this service sending its hot calls with *transport*."""
+        return SWF(
+            domain=self.domain,
+            identity=self.identity,
+            poll_read_timeout=self.poll_read_timeout,
+            report_pool_size=self.report_pool_size,
+            transport=transport,
+        )
 
     @property
     def task_class(self) -> type[Task]:
@@ -365,61 +295,29 @@ class SWF(Service):
 
     @asynccontextmanager
     async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        session = get_session()
-        if await session.get_credentials() is None:
-            raise ConfigurationError(
-                "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                "AWS_PROFILE, or run where an instance role is available"
-            )
-        no_retries = {"total_max_attempts": 1, "mode": "standard"}
-        pool = self.report_pool_size or min(max(settings.max_concurrency, 10), 100)
-        poll_config = AioConfig(
-            read_timeout=self.poll_read_timeout,
-            connect_timeout=10,
-            retries=no_retries,
+        async with _aws.open_senders(
+            _WIRE,
+            settings,
+            transport=self.transport,
+            poll_read_timeout=self.poll_read_timeout,
             # Never more polls than free slots, so this many connections always suffice.
-            max_pool_connections=settings.max_concurrency + len(settings.queues),
-        )
-        report_config = AioConfig(
-            read_timeout=30, connect_timeout=10, retries=no_retries, max_pool_connections=pool
-        )
-        async with AsyncExitStack() as stack:
-            try:
-                clients = [
-                    await stack.enter_async_context(
-                        session.create_client(
-                            SERVICE,
-                            region_name=settings.region,
-                            endpoint_url=settings.endpoint_url,
-                            config=config,
-                        )
-                    )
-                    for config in (poll_config, report_config)
-                ]
-            except NoRegionError as exc:
-                raise ConfigurationError(
-                    "no AWS region: pass region=... or set AWS_DEFAULT_REGION"
-                ) from exc
+            poll_pool=settings.max_concurrency + len(settings.queues),
+            report_pool=_aws.report_pool(self.report_pool_size, settings),
+        ) as senders:
             identity = self.identity or _default_identity(settings.hostname)
-            yield _SWFConnection(clients[0], clients[1], self.domain, identity)
+            yield _SWFConnection(senders, self.domain, identity)
 
 
-def _read_object(answer: Any) -> dict[str, Any]:
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is a {type(answer).__name__}, not a JSON object")
-    return answer
-
-
-def _member(answer: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+def _member(answer: Mapping[str, Any], name: str, expected: type | tuple[type, ...]) -> Any:
     value = answer.get(name)
-    if value is not None and not isinstance(value, kind):
-        raise MalformedAnswer(f"{name} is a {type(value).__name__}: {str(value)[:80]}")
+    if value is not None and not isinstance(value, expected):
+        raise MalformedAnswer(f"{name} is {_aws.kind(value)}: {str(value)[:80]}")
     return value
 
 
 def _read_activity_task(answer: Any) -> dict[str, Any] | None:
     """PollForActivityTask's answer, its members checked; None when no task came."""
-    response = _read_object(answer)
+    response = _aws.read_object(answer)
     token = _member(response, "taskToken", str)
     if not token:
         return None  # moto omits it, SWF sends ""
@@ -440,47 +338,27 @@ def _read_activity_task(answer: Any) -> dict[str, Any] | None:
 
 
 def _read_configuration(answer: Any) -> Mapping[str, Any]:
-    return _member(_read_object(answer), "configuration", dict) or {}
+    return _member(_aws.read_object(answer), "configuration", dict) or {}
 
 
 def _read_cancel_requested(answer: Any) -> bool:
-    value = _read_object(answer).get("cancelRequested", False)
+    value = _aws.read_object(answer).get("cancelRequested", False)
     if value.__class__ is not bool:
-        raise MalformedAnswer(f"cancelRequested is a {type(value).__name__}, not a boolean")
+        raise MalformedAnswer(f"cancelRequested is {_aws.kind(value)}, not a boolean")
     return bool(value)
 
 
-class _SWFConnection(Connection):
+class _SWFConnection(AwsConnection):
     runner_heartbeat = False
+    errors = _ERRORS
+    log = log
 
-    def __init__(self, poll_client: Any, report_client: Any, domain: str, identity: str) -> None:
+    def __init__(self, senders: Mapping[str, _aws.Sender], domain: str, identity: str) -> None:
+        super().__init__(senders)
         self._domain = domain
         self._identity = identity
-        self._methods: dict[str, Callable[..., Awaitable[Mapping[str, Any]]]] = {
-            operation: getattr(
-                poll_client if operation in _POLL_OPERATIONS else report_client, name
-            )
-            for operation, name in _OPERATIONS.items()
-        }
         # Heartbeat timeout per (name, version): a float, or None for "NONE"/unknown.
         self._timeouts: dict[tuple[str, str], float | None] = {}
-
-    async def call(
-        self,
-        operation: str,
-        params: Mapping[str, Any],
-        read: Callable[[Any], _T] = _read_object,  # type: ignore[assignment]
-    ) -> _T:
-        """Send one request and *read* its answer; the only place botocore's errors, and
-        answers of the wrong shape, are translated."""
-        try:
-            return read(await self._methods[operation](**params))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, MalformedAnswer):
-                log.warning("%s: unreadable answer: %s", operation, exc)
-            raise map_error(operation, exc) from exc
 
     async def poll(self, queue: str) -> ReceivedTask | None:
         response = await self.call(

@@ -52,13 +52,20 @@ def register(swf: Any) -> Callable[..., Awaitable[None]]:
     return make
 
 
+@pytest.fixture(params=["lean", "aiobotocore"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Both transports of the SWF service: every worker test runs on each."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_worker(service: LocalService) -> Callable[..., Worker]:
-    """``make_worker(**settings)``: an SWF worker for the local service, short intervals."""
+def make_worker(service: LocalService, transport: str) -> Callable[..., Worker]:
+    """``make_worker(**settings)``: an SWF worker for the local service, short intervals, on
+    the transport under test unless a service is given."""
 
     def make(**settings: Any) -> Worker:
         defaults: dict[str, Any] = {
-            "service": SWF(domain=DOMAIN),
+            "service": SWF(domain=DOMAIN, transport=transport),  # type: ignore[arg-type]
             "endpoint_url": service.endpoint_url,
             "region": "us-east-1",
             "progress_interval": 0.2,

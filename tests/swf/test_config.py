@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -15,6 +17,8 @@ from pipeworker import (
     TransientServiceError,
     Worker,
 )
+from pipeworker.services._signed import parse_error
+from pipeworker.services.base import ConnectionSettings
 from pipeworker.services.swf import map_error
 
 
@@ -82,3 +86,93 @@ def test_errors_map_onto_the_exception_tree() -> None:
     assert isinstance(server, TransientServiceError)
     denied = map_error("RecordActivityTaskHeartbeat", _client_error("OperationNotPermittedFault"))
     assert isinstance(denied, RequestRejected)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("UnknownResourceFault", 400, LeaseLost),
+        ("LimitExceededException", 400, ThrottlingError),
+        ("", 429, ThrottlingError),
+        ("InternalFailure", 500, TransientServiceError),
+        ("", 503, TransientServiceError),
+        ("OperationNotPermittedFault", 400, RequestRejected),
+    ],
+)
+def test_the_lean_transport_maps_error_answers_with_the_same_table(
+    code: str, status: int, expected: type[Exception]
+) -> None:
+    body = json.dumps({"__type": f"com.amazonaws.swf.base.model#{code}", "message": "boom"})
+    answer = parse_error(status, body.encode() if code else b"", {})
+    lean = map_error("RecordActivityTaskHeartbeat", answer)
+    botocore = map_error("RecordActivityTaskHeartbeat", _client_error(code or str(status), status))
+    assert type(lean) is type(botocore) is expected
+    assert lean.code == botocore.code  # type: ignore[attr-defined]
+
+
+def test_the_transport_switch_from_the_service_the_flag_and_the_environment() -> None:
+    from pipeworker.cli import apply_settings, parse_options
+
+    assert SWF(domain="orders").transport == "lean"
+    assert SWF(domain="orders", transport="aiobotocore").transport == "aiobotocore"
+    with pytest.raises(ConfigurationError, match="transport='http'"):
+        SWF(domain="orders", transport="http")  # type: ignore[arg-type]
+    worker = Worker(service=SWF(domain="orders", identity="me"), region="us-east-1")
+    apply_settings(worker, parse_options(["app:w", "--transport", "aiobotocore"], {}))
+    service = worker.config.service
+    assert isinstance(service, SWF)
+    assert (service.transport, service.domain, service.identity) == ("aiobotocore", "orders", "me")
+    apply_settings(worker, parse_options(["app:w"], {"PIPEWORKER_TRANSPORT": "lean"}))
+    assert worker.config.service.transport == "lean"  # type: ignore[attr-defined]
+
+
+SETTINGS = ConnectionSettings(
+    region="us-east-1",
+    endpoint_url="http://127.0.0.1:9",  # nothing is sent
+    taskrunner_id="r",
+    hostname="h",
+    queues=["a", "b", "c"],
+    max_concurrency=40,
+)
+HOT = (
+    "RecordActivityTaskHeartbeat",
+    "RespondActivityTaskCompleted",
+    "RespondActivityTaskFailed",
+    "RespondActivityTaskCanceled",
+)
+
+
+async def test_the_lean_transport_sends_the_hot_calls_with_separate_poll_and_report_pools() -> None:
+    async with SWF(domain="orders").connect(SETTINGS) as connection:
+        senders = connection._senders  # type: ignore[attr-defined]
+        assert senders["PollForActivityTask"].args == ("poll", "PollForActivityTask")
+        for operation in HOT:
+            assert senders[operation].args == ("report", operation)
+        signed = senders["PollForActivityTask"].func.__self__
+        assert (signed._signing_name, signed._prefix) == ("swf", "SimpleWorkflowService.")
+        assert signed._content_type == "application/x-amz-json-1.0"
+        poll, report = signed._sessions["poll"], signed._sessions["report"]
+        assert poll.connector is not report.connector
+        assert poll.timeout.sock_read >= 70  # above SWF's 60 s hold
+        assert report.timeout.sock_read == 30
+        assert poll.connector.limit == 43  # one poll per slot, plus one per task list
+        assert report.connector.limit == 40
+        assert signed._limits == {"poll": 2 << 20, "report": 1 << 20}
+        # DescribeActivityType (once per type) still goes through aiobotocore.
+        describe = senders["DescribeActivityType"].client.meta.config
+        assert describe.retries["total_max_attempts"] == 1
+
+
+async def test_the_aiobotocore_transport_has_separate_poll_and_report_clients() -> None:
+    async with SWF(domain="orders", transport="aiobotocore").connect(SETTINGS) as connection:
+        senders = connection._senders  # type: ignore[attr-defined]
+        poll = senders["PollForActivityTask"].client
+        report = senders["RecordActivityTaskHeartbeat"].client
+        assert poll is not report
+        for operation in (*HOT, "DescribeActivityType"):
+            assert senders[operation].client is report
+    assert poll.meta.config.read_timeout >= 70
+    assert poll.meta.config.max_pool_connections == 43
+    assert report.meta.config.max_pool_connections == 40
+    for client in (poll, report):
+        assert client.meta.config.retries["total_max_attempts"] == 1  # one retry layer

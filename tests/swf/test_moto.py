@@ -7,7 +7,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiobotocore.session import get_session
@@ -54,8 +54,9 @@ async def _history(client: Any, execution: dict[str, str]) -> list[dict[str, Any
     return events
 
 
+@pytest.mark.parametrize("transport", ["lean", "aiobotocore"])
 async def test_activities_complete_and_fail_in_the_workflow_history(
-    moto_swf: Any, moto_url: str
+    moto_swf: Any, moto_url: str, transport: Literal["lean", "aiobotocore"]
 ) -> None:
     client = moto_swf
     await client.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
@@ -105,7 +106,7 @@ async def test_activities_complete_and_fail_in_the_workflow_history(
     )
 
     worker = Worker(
-        service=SWF(domain=DOMAIN, identity="pipeworker-test"),
+        service=SWF(domain=DOMAIN, identity="pipeworker-test", transport=transport),
         endpoint_url=moto_url,
         region="us-east-1",
         progress_interval=0.5,

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiobotocore.session import get_session
@@ -226,7 +226,9 @@ async def test_sync_handlers_heartbeat_without_await_and_see_cancellation(
     assert saw_cancel.is_set()
 
 
-async def test_a_long_poll_wakes_up_when_a_task_is_scheduled() -> None:
+async def test_a_long_poll_wakes_up_when_a_task_is_scheduled(
+    transport: Literal["lean", "aiobotocore"],
+) -> None:
     async with (
         LocalService(LocalConfig(poll_hold=20.0)) as slow,
         get_session().create_client(
@@ -236,7 +238,9 @@ async def test_a_long_poll_wakes_up_when_a_task_is_scheduled() -> None:
         await client.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
         await client.register_activity_type(domain=DOMAIN, name="wake", version="1")
         worker = Worker(
-            service=SWF(domain=DOMAIN), endpoint_url=slow.endpoint_url, shutdown_grace=0.5
+            service=SWF(domain=DOMAIN, transport=transport),
+            endpoint_url=slow.endpoint_url,
+            shutdown_grace=0.5,
         )
 
         @worker.activity(TASK_LIST)
