@@ -1,17 +1,19 @@
 """pipeworker's SWF path beside its Data Pipeline path: tasks per second against the local service.
 
-Starts ``python -m pipeworker.local --port 0 --poll-hold 1`` in its own process (reading the
-endpoint from its first stdout line), queues the tasks first, then runs a pipeworker ``Worker`` with
-a no-op handler in this process and times it from start until the last task's final status landed:
+``python -m benchmarks`` runs it as rows of its throughput table (``pipeworker SWF`` on both
+transports, beside ``pipeworker`` on Data Pipeline, same concurrency); this module holds what
+those rows need: the runner commands (:data:`RUNNERS`, ``benchmarks.pipeworker_runner --service
+swf`` in its own process) and :func:`add_tasks`, which queues SWF activity tasks on the local
+service in its own process through its unsigned control call
+(``PipeworkerLocal.ScheduleActivityTask``).
 
-- SWF: ``PipeworkerLocal.ScheduleActivityTask`` per task; the worker makes 2 calls per task
-  (PollForActivityTask, RespondActivityTaskCompleted) plus one DescribeActivityType.
-- Data Pipeline: on-demand pipelines of independent activities; 3 calls per task (PollForTask,
-  the acknowledging ReportTaskProgress, SetTaskStatus).
+Calls per no-op task: SWF 2 (PollForActivityTask, RespondActivityTaskCompleted; plus one
+DescribeActivityType per activity type and worker), Data Pipeline 3 (PollForTask, the
+acknowledging ReportTaskProgress, SetTaskStatus).
 
-Prints a markdown table (one row per service and concurrency)::
+Alone, it prints the throughput table with only the pipeworker rows::
 
-    python benchmarks/bench_swf.py --tasks 2000 --concurrency 8 32
+    python -m benchmarks.bench_swf --tasks 2000 --concurrency 8 32
 """
 
 from __future__ import annotations
@@ -19,194 +21,87 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
-import sys
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
-from pipeworker import SWF, DataPipeline, Outcome, Task, Worker
+from benchmarks._local import LocalProcess
 
 DOMAIN = "bench"
 ACTIVITY = ("noop", "1")
-PIPELINE_SIZE = 500
+_PIPEWORKER = ["-m", "benchmarks.pipeworker_runner"]
+RUNNERS: dict[str, list[str]] = {
+    f"pipeworker SWF{label}": [*_PIPEWORKER, "--service", "swf", "--transport", transport]
+    for label, transport in (("", "lean"), (" (aiobotocore)", "aiobotocore"))
+}
+"""The SWF rows of the throughput table, by name: the same runner as Data Pipeline's."""
 
 
-async def start_service() -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pipeworker.local",
-        "--port",
-        "0",
-        "--poll-hold",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-    if not line.startswith("pipeworker.local listening on "):
-        raise RuntimeError(f"unexpected first line: {line!r}")
-    return process, line.rsplit(" ", 1)[-1]
+def is_swf(command: Sequence[str]) -> bool:
+    """Whether a runner command runs SWF tasks (so :func:`add_tasks` queues them)."""
+    return "--service" in command and command[list(command).index("--service") + 1] == "swf"
 
 
-class Client:
-    """Unsigned JSON calls to the local service (setup only; the worker signs its own)."""
+async def _call(session: aiohttp.ClientSession, url: str, target: str, body: Any) -> Any:
+    headers = {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0"}
+    async with session.post(url, data=json.dumps(body), headers=headers) as response:
+        answer = await response.json(content_type=None)
+        if response.status != 200 and "AlreadyExists" not in str(answer.get("__type")):
+            raise RuntimeError(f"{target}: {response.status} {answer}")
+    return answer
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
-        self.url = url
 
-    async def call(self, target: str, body: dict[str, Any]) -> dict[str, Any]:
-        version = (
-            "1.0" if target.startswith(("SimpleWorkflowService.", "PipeworkerLocal.")) else "1.1"
+async def _queue(url: str, task_list: str, count: int) -> None:
+    kind = dict(zip(("name", "version"), ACTIVITY, strict=True))
+    async with aiohttp.ClientSession() as session:
+        await _call(
+            session,
+            url,
+            "SimpleWorkflowService.RegisterDomain",
+            {"name": DOMAIN, "workflowExecutionRetentionPeriodInDays": "1"},
         )
-        headers = {"X-Amz-Target": target, "Content-Type": f"application/x-amz-json-{version}"}
-        async with self.session.post(self.url, data=json.dumps(body), headers=headers) as resp:
-            answer: dict[str, Any] = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise RuntimeError(f"{target}: {resp.status} {answer}")
-        return answer
-
-
-async def queue_swf(client: Client, task_list: str, tasks: int) -> None:
-    body = {"domain": DOMAIN, "activityType": dict(zip(("name", "version"), ACTIVITY, strict=True))}
-    for start in range(0, tasks, 200):
-        await asyncio.gather(
-            *(
-                client.call(
-                    "PipeworkerLocal.ScheduleActivityTask",
-                    {**body, "taskList": {"name": task_list}},
+        await _call(
+            session,
+            url,
+            "SimpleWorkflowService.RegisterActivityType",
+            {"domain": DOMAIN, **kind},
+        )
+        body = {"domain": DOMAIN, "activityType": kind, "taskList": {"name": task_list}}
+        for start in range(0, count, 200):
+            await asyncio.gather(
+                *(
+                    _call(session, url, "PipeworkerLocal.ScheduleActivityTask", body)
+                    for _ in range(start, min(start + 200, count))
                 )
-                for _ in range(start, min(start + 200, tasks))
             )
-        )
 
 
-async def queue_dp(client: Client, group: str, tasks: int) -> None:
-    for start in range(0, tasks, PIPELINE_SIZE):
-        count = min(PIPELINE_SIZE, tasks - start)
-        objects = [
-            {
-                "id": "Default",
-                "name": "Default",
-                "fields": [
-                    {"key": "scheduleType", "stringValue": "ondemand"},
-                    {"key": "workerGroup", "stringValue": group},
-                ],
-            }
-        ] + [
-            {
-                "id": f"A{index}",
-                "name": f"A{index}",
-                "fields": [{"key": "type", "stringValue": "ShellCommandActivity"}],
-            }
-            for index in range(count)
-        ]
-        tag = f"{group}-{start}"
-        created = await client.call("DataPipeline.CreatePipeline", {"name": tag, "uniqueId": tag})
-        pipeline_id = created["pipelineId"]
-        await client.call(
-            "DataPipeline.PutPipelineDefinition",
-            {"pipelineId": pipeline_id, "pipelineObjects": objects},
-        )
-        await client.call("DataPipeline.ActivatePipeline", {"pipelineId": pipeline_id})
+def add_tasks(local: LocalProcess, task_list: str, count: int) -> None:
+    """Queue *count* no-op activity tasks on *task_list* (registering the domain and type)."""
+    asyncio.run(_queue(local.url, task_list, count))
 
 
-class CountingWorker(Worker):
-    """Sets :attr:`done` when *tasks* final statuses have landed."""
+def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks import run
 
-    def __init__(self, tasks: int, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.tasks = tasks
-        self.finished = 0
-        self.done = asyncio.Event()
-
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
-        self.finished += 1
-        if self.finished >= self.tasks:
-            self.done.set()
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def measure(
-    url: str, client: Client, kind: str, tasks: int, concurrency: int
-) -> dict[str, Any]:
-    queue = f"bench-{kind}-{concurrency}"
-    if kind == "swf":
-        await queue_swf(client, queue, tasks)
-        service: Any = SWF(domain=DOMAIN)
-    else:
-        await queue_dp(client, queue, tasks)
-        service = DataPipeline()
-    worker = CountingWorker(
-        tasks,
-        service=service,
-        endpoint_url=url,
-        region="us-east-1",
-        max_concurrency=concurrency,
-        shutdown_grace=5,
-    )
-
-    @worker.activity(queue)
-    async def noop(task: Task) -> None:
-        return None
-
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    async with worker:
-        await asyncio.wait_for(worker.done.wait(), 600)
-        seconds, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    return {
-        "service": "SWF" if kind == "swf" else "Data Pipeline",
-        "concurrency": concurrency,
-        "tasks": tasks,
-        "seconds": seconds,
-        "tasks_per_s": tasks / seconds,
-        "cpu_ms_per_task": cpu * 1000 / tasks,
-    }
-
-
-async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
-    args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    process, url = await start_service()
-    rows = []
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = Client(session, url)
-            await client.call(
-                "SimpleWorkflowService.RegisterDomain",
-                {"name": DOMAIN, "workflowExecutionRetentionPeriodInDays": "1"},
-            )
-            await client.call(
-                "SimpleWorkflowService.RegisterActivityType",
-                {"domain": DOMAIN, "name": ACTIVITY[0], "version": ACTIVITY[1]},
-            )
-            for concurrency in args.concurrency:
-                for kind in ("dp", "swf"):
-                    rows.append(await measure(url, client, kind, args.tasks, concurrency))
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    finally:
-        process.terminate()
-        await process.wait()
-    print("| service | concurrency | tasks | seconds | tasks/s | CPU ms/task (worker) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(
-            f"| {row['service']} | {row['concurrency']} | {row['tasks']} | {row['seconds']:.2f} "
-            f"| {row['tasks_per_s']:.0f} | {row['cpu_ms_per_task']:.2f} |"
-        )
+    parser.add_argument("--reps", type=int, default=1)
+    args = parser.parse_args(argv)
+    run.throughput(
+        run.Report(),
+        title="Throughput: no-op tasks, SWF beside Data Pipeline",
+        concurrencies=args.concurrency,
+        tasks=dict.fromkeys(args.concurrency, args.tasks),
+        reps=args.reps,
+        runners={
+            name: command for name, command in run.RUNNERS.items() if name.startswith("pipeworker")
+        },
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(main())

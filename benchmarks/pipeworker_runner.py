@@ -1,5 +1,9 @@
 """pipeworker as a benchmark runner: one JSON line on stdout, like the baselines.
 
+``--service datapipeline`` (default) or ``--service swf`` (``--worker-group`` is then the task
+list, in the domain of :mod:`benchmarks.bench_swf`; throughput and endurance modes only), each on
+``--transport lean`` or ``aiobotocore``.
+
 Modes (``--mode``):
 
 - ``throughput``: no-op handlers; counts a task when its final status has landed; prints
@@ -24,7 +28,7 @@ import time
 from typing import Any
 
 from benchmarks._local import LocalProcess, add_pipeline
-from pipeworker import DataPipeline, Outcome, Task, Worker
+from pipeworker import SWF, DataPipeline, Outcome, Task, Worker
 
 
 def cpu_seconds() -> float:
@@ -72,8 +76,15 @@ class Runner(Worker):
 
 
 def make_runner(args: argparse.Namespace, concurrency: int, progress: float = 60.0) -> Runner:
+    service: DataPipeline | SWF
+    if args.service == "swf":
+        from benchmarks.bench_swf import DOMAIN
+
+        service = SWF(domain=DOMAIN, transport=args.transport)
+    else:
+        service = DataPipeline(transport=args.transport)
     return Runner(
-        service=DataPipeline(transport=args.transport),
+        service=service,
         region="us-east-1",
         endpoint_url=args.endpoint_url,
         max_concurrency=concurrency,
@@ -220,6 +231,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--transport", default="lean", choices=["lean", "aiobotocore"])
+    parser.add_argument("--service", default="datapipeline", choices=["datapipeline", "swf"])
     parser.add_argument(
         "--mode", default="throughput", choices=["throughput", "endurance", "scale", "pickup"]
     )
@@ -227,6 +239,8 @@ def main() -> None:
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--intervals", type=float, default=3.0)
     args = parser.parse_args()
+    if args.service == "swf" and args.mode not in ("throughput", "endurance"):
+        parser.error(f"--mode {args.mode} drives Data Pipeline only")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     run = {"throughput": throughput, "endurance": throughput, "scale": scale, "pickup": pickup}

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_swf
 from benchmarks._local import LocalProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ RUNNERS: dict[str, list[str]] = {
         "--transport",
         "aiobotocore",
     ],
+    **bench_swf.RUNNERS,  # "pipeworker SWF", "pipeworker SWF (aiobotocore)"
     "boto3 + threads": ["-m", "benchmarks.baselines.boto3_threads"],
     "aiobotocore loop": ["-m", "benchmarks.baselines.aiobotocore_loop"],
     "signed aiohttp (floor)": ["-m", "benchmarks.baselines.signed_aiohttp"],
@@ -114,7 +116,10 @@ def throughput(
                 for index, (name, command) in enumerate(runners.items()):
                     group = f"tp-{concurrency}-{rep}-{index}"
                     count = tasks[concurrency]
-                    local.add_tasks(group, count, group)
+                    if bench_swf.is_swf(command):
+                        bench_swf.add_tasks(local, group, count)
+                    else:
+                        local.add_tasks(group, count, group)
                     result = run_json(
                         [
                             *command,
@@ -136,7 +141,14 @@ def throughput(
             rate = [s["tasks_per_s"] for s in samples]
             cpu = [s["cpu_ms"] for s in samples]
             ratio = ""
-            if name.startswith("pipeworker") and base:
+            # SWF beside Data Pipeline on the same transport: the same runner, another service.
+            dp = by_runner.get(name.replace("pipeworker SWF", "pipeworker"))
+            if bench_swf.is_swf(runners[name]) and dp:
+                paired = [
+                    a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, dp, strict=False)
+                ]
+                ratio = f"{spread(paired, 2)}x Data Pipeline"
+            elif name.startswith("pipeworker") and base:
                 paired = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, base, strict=False)
                 ]
@@ -368,7 +380,7 @@ def chart(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> 
         axis.set_xticklabels([f"concurrency {c}" for c in concurrencies])
         axis.set_ylabel(label)
     rate_axis.legend(fontsize=8)
-    figure.suptitle("No-op Data Pipeline tasks against the local service (medians)")
+    figure.suptitle("No-op tasks against the local service (Data Pipeline unless SWF; medians)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -410,6 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks={8: 50} if smoke else tasks,
             reps=1 if quick else 3,
             runners=RUNNERS,
+        )
+        report.note(
+            "SWF rows: the same pipeworker runner with `SWF(domain=...)`, against the local "
+            "service's SWF subset; 2 calls per task (PollForActivityTask, "
+            "RespondActivityTaskCompleted) against Data Pipeline's 3 (PollForTask, the "
+            "acknowledging ReportTaskProgress, SetTaskStatus). Their ratio is to pipeworker on "
+            "Data Pipeline with the same transport, in the same run."
         )
         chart(tp, args.output / "chart.png")
     if "scale" in only:
