@@ -166,13 +166,16 @@ class Dispatcher:
 
     async def _verify(self, request: web.Request) -> None:
         assert self.verifier is not None
-        if request.headers.get("X-Amz-Target", "").startswith(CONTROL_PREFIX + "."):
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith(CONTROL_PREFIX + "."):
             return
         self.verifier.verify(
             method=request.method,
             url=f"{request.scheme}://{request.host}{request.raw_path}",
             headers=request.headers,
             body=await request.read(),
+            # One server answers two services, each signed with its own name.
+            service="swf" if target.startswith("SimpleWorkflowService.") else "datapipeline",
         )
 
     async def _parse(self, request: web.Request) -> tuple[str, str, dict[str, Any]]:

@@ -61,6 +61,7 @@ class SignatureVerifier:
         headers: Mapping[str, str],
         body: bytes,
         now: datetime.datetime | None = None,
+        service: str | None = None,
     ) -> None:
         """Raise the AWS error for a request that is not signed with a configured key.
 
@@ -70,7 +71,10 @@ class SignatureVerifier:
             headers: the request's headers (case-insensitive lookup is done here).
             body: the raw body.
             now: the service's clock (UTC); the current time by default.
+            service: the signing name this request must be scoped to (``swf`` for SWF's calls);
+                the verifier's own by default.
         """
+        expected = service or self._service
         lowered = {name.lower(): value for name, value in headers.items()}
         authorization = lowered.get("authorization")
         if not authorization:
@@ -101,10 +105,10 @@ class SignatureVerifier:
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
-        if service != self._service:
+        if service != expected:
             raise _error(
                 "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{self._service}'.",
+                f"Credential should be scoped to correct service: '{expected}'.",
             )
         stamp = lowered.get("x-amz-date", "")
         try:

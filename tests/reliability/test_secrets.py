@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from pipeworker import Task, Worker
 from pipeworker.local import LocalConfig, LocalService
 from pipeworker.local.__main__ import _parser
-from tests.helpers import activities, eventually, start_pipeline, statuses
+from tests.helpers import activities, client_config, eventually, start_pipeline, statuses
 from tests.reliability.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 
 pytestmark = pytest.mark.timeout(30)
@@ -210,3 +210,29 @@ async def test_a_worker_with_the_wrong_secret_fails_clearly_without_a_hot_loop(
     assert "credentials" in errors[0]  # says what to check
     assert later - first <= 2  # backs off for long: not a crash loop, not a hot retry loop
     assert not ran
+
+
+async def test_swf_calls_are_verified_against_their_own_signing_name() -> None:
+    async with LocalService(VERIFYING) as service:
+        session = get_session()
+        config = client_config()
+        right = {"aws_access_key_id": FAKE_ACCESS_KEY, "aws_secret_access_key": FAKE_SECRET_KEY}
+        async with session.create_client(
+            "swf",
+            region_name="us-east-1",
+            endpoint_url=service.endpoint_url,
+            config=config,
+            **right,
+        ) as swf:
+            await swf.register_domain(name="orders", workflowExecutionRetentionPeriodInDays="1")
+        wrong = {**right, "aws_secret_access_key": "wrong"}
+        async with session.create_client(
+            "swf",
+            region_name="us-east-1",
+            endpoint_url=service.endpoint_url,
+            config=config,
+            **wrong,
+        ) as swf:
+            with pytest.raises(ClientError) as caught:
+                await swf.register_domain(name="other", workflowExecutionRetentionPeriodInDays="1")
+        assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
