@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
@@ -190,6 +191,13 @@ def _malformed_field(field: Any, task_id: str, object_id: str) -> MalformedAnswe
     )
 
 
+# Keys and short values (types, dates, worker groups, object ids) repeat across every task in
+# flight; interned, thousands of tasks share one copy of each instead of one per task. Interned
+# strings are freed with their last user, and longer values are rarely shared.
+_intern = sys.intern
+_SHARED_VALUE_LENGTH = 64
+
+
 def _fields_from_wire(fields: Any, task_id: str, object_id: str) -> dict[str, FieldValue]:
     if fields is None:
         return {}
@@ -210,13 +218,14 @@ def _fields_from_wire(fields: Any, task_id: str, object_id: str) -> dict[str, Fi
             if text is None:
                 value = ""
             elif isinstance(text, str):
-                value = text
+                value = _intern(text) if len(text) <= _SHARED_VALUE_LENGTH else text
             else:
                 raise _malformed_field(field, task_id, object_id)
         elif isinstance(ref, str):
-            value = Ref(ref)
+            value = Ref(_intern(ref))
         else:
             raise _malformed_field(field, task_id, object_id)
+        key = _intern(key)
         previous = result.get(key)
         if previous is None:
             result[key] = value
@@ -270,13 +279,15 @@ def task_from_wire(queue: str, task: Any) -> ReceivedTask:
                 f"taskObject: objects[{object_id[:80]!r}] is {_kind(obj)}, not an object",
                 task_id=task_id,
             )
-        objects[object_id] = _fields_from_wire(obj.get("fields"), task_id, object_id)
+        # Interned: the same string as the Refs to this object, here and in other tasks.
+        objects[_intern(object_id)] = _fields_from_wire(obj.get("fields"), task_id, object_id)
+    attempt_id = _intern(attempt_id)
     kind = resolve_field(objects, attempt_id, "type")
     timeout = resolve_field(objects, attempt_id, "reportProgressTimeout")
     return ReceivedTask(
         id=task_id,
         queue=queue,
-        pipeline_id=pipeline_id,
+        pipeline_id=_intern(pipeline_id),
         attempt_id=attempt_id,
         objects=objects,
         type=kind if isinstance(kind, str) else None,
