@@ -22,12 +22,13 @@ lost; everything else is the same and lives here:
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, Self, TypeVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -129,6 +130,18 @@ def check_transport(transport: object) -> Transport:
             f"transport={transport!r}: use one of {', '.join(map(repr, TRANSPORTS))}"
         )
     return transport
+
+
+class TransportSwitch:
+    """For services with a lean and an aiobotocore transport: ``with_transport()``, once."""
+
+    transport: Transport
+
+    def with_transport(self, transport: Transport) -> Self:
+        """A copy of this service sending its hot calls with *transport*."""
+        clone = copy.copy(self)
+        clone.transport = check_transport(transport)
+        return clone
 
 
 def report_pool(configured: int | None, settings: ConnectionSettings) -> int:

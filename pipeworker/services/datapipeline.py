@@ -340,7 +340,7 @@ RATE_LIMITS: Final = {
 """The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
 
 
-class DataPipeline(Service):
+class DataPipeline(_aws.TransportSwitch, Service):
     """AWS Data Pipeline (2012-10-29): the task-runner calls, as the default service.
 
     Args:
@@ -378,15 +378,6 @@ class DataPipeline(Service):
 
     def __repr__(self) -> str:
         return f"DataPipeline(lease={self.lease_seconds:g}, transport={self.transport!r})"
-
-    def with_transport(self, transport: Transport) -> DataPipeline:
-        """A copy of this service sending its hot calls with *transport*."""
-        return DataPipeline(
-            lease=self.lease_seconds,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-            transport=transport,
-        )
 
     def check_queue(self, queue: str) -> list[str]:
         """Check a worker group against the model (length, characters); empty is refused too."""

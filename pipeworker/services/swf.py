@@ -191,7 +191,7 @@ RATE_LIMITS: Final = {
 """The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
 
 
-class SWF(Service):
+class SWF(_aws.TransportSwitch, Service):
     """Amazon SWF (2012-01-25) activity workers.
 
     ``Worker(service=SWF(domain="orders"))`` polls the task lists its handlers name:
@@ -251,16 +251,6 @@ class SWF(Service):
 
     def __repr__(self) -> str:
         return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
-
-    def with_transport(self, transport: Transport) -> SWF:
-        """A copy of this service sending its hot calls with *transport*."""
-        return SWF(
-            domain=self.domain,
-            identity=self.identity,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-            transport=transport,
-        )
 
     @property
     def task_class(self) -> type[Task]:

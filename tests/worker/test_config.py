@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from pipeworker import ConfigurationError, DataPipeline, Task, Worker
+from pipeworker import SWF, ConfigurationError, DataPipeline, Task, Worker
 
 
 async def noop(task: Task) -> None:
@@ -197,3 +198,19 @@ def test_the_transport_switch_from_the_service_the_flag_and_the_environment() ->
     assert (service.transport, service.lease_seconds) == ("aiobotocore", 200)
     apply_settings(worker, parse_options(["app:w"], {"PIPEWORKER_TRANSPORT": "lean"}))
     assert worker.config.service.transport == "lean"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "service",
+    [DataPipeline(lease=120, poll_read_timeout=100), SWF(domain="orders", identity="me")],
+    ids=["datapipeline", "swf"],
+)
+def test_with_transport_copies_every_other_setting_and_checks_the_name(service: Any) -> None:
+    switched = service.with_transport("aiobotocore")
+    assert switched.transport == "aiobotocore"
+    assert service.transport == "lean"  # the original is left as it was
+    assert {k: v for k, v in vars(switched).items() if k != "transport"} == {
+        k: v for k, v in vars(service).items() if k != "transport"
+    }
+    with pytest.raises(ConfigurationError, match="transport='grpc'"):
+        service.with_transport("grpc")
