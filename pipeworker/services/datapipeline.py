@@ -37,7 +37,7 @@ import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import cache, partial
 from typing import Any, Final
@@ -393,12 +393,9 @@ class DataPipeline(_aws.TransportSwitch, Service):
             {"taskrunnerId": taskrunner_id, "hostname": hostname},
         )
 
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        return self._connect(settings)
-
     @asynccontextmanager
-    async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+        """Create the poll and report clients; closing the context closes both."""
         async with _aws.open_senders(
             _WIRE,
             settings,

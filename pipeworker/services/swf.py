@@ -31,7 +31,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from pipeworker._model import validate_input
@@ -279,12 +279,9 @@ class SWF(_aws.TransportSwitch, Service):
         """Check the identity polls will carry (the default one is cut to 256 characters)."""
         return self._identity_problems(self.identity or _default_identity(hostname))
 
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        return self._connect(settings)
-
     @asynccontextmanager
-    async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+        """Create the poll and report clients; closing the context closes both."""
         async with _aws.open_senders(
             _WIRE,
             settings,

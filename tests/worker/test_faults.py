@@ -55,8 +55,8 @@ class Counting(DataPipeline):
         self.most_busy = max(self.most_busy, self.busy)
 
     @asynccontextmanager
-    async def _connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        async with super()._connect(settings) as inner:
+    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
+        async with super().connect(settings) as inner:
             yield _CountingConnection(inner, self)
 
 
