@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from pipeworker.services.base import Outcome, Ref
     from pipeworker.services.datapipeline import DataPipeline
     from pipeworker.services.swf import SWF
-    from pipeworker.task import Task
+    from pipeworker.task import CancelReason, Task
     from pipeworker.worker import Worker
 
 # Plainly sorted (the public-API test pins it); ruff's isort order would put "SWF" first.
 __all__ = [  # noqa: RUF022
+    "CancelReason",
     "ConfigurationError",
     "DataPipeline",
     "LeaseLost",
@@ -50,6 +51,7 @@ __all__ = [  # noqa: RUF022
 ]
 
 _LAZY = {
+    "CancelReason": "pipeworker.task",
     "DataPipeline": "pipeworker.services.datapipeline",
     "Outcome": "pipeworker.services.base",
     "Ref": "pipeworker.services.base",

@@ -1,8 +1,6 @@
 """``python -m pipeworker``: see :mod:`pipeworker.cli`."""
 
-import sys
-
-from pipeworker.cli import main
+from pipeworker.cli import run_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main()

@@ -25,10 +25,14 @@ from pipeworker.services.base import RateLimit, Service
 if TYPE_CHECKING:
     from pipeworker._pacing import RateLimitSetting
 
-__all__ = ["PROGRESS_JITTER", "WorkerConfig", "make_config"]
+__all__ = ["MIN_INTERVAL", "PROGRESS_JITTER", "WorkerConfig", "make_config"]
 
 PROGRESS_JITTER = 0.1
 """Each progress interval is drawn from ``interval * (1 ± PROGRESS_JITTER)``."""
+
+MIN_INTERVAL = 0.05
+"""The shortest progress or heartbeat interval: settings below it are refused, and a task whose
+lease would ask for faster reports (a ``reportProgressTimeout`` near 0) is reported at this pace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class WorkerConfig:
     progress_interval: float
     heartbeat_interval: float
     shutdown_grace: float
+    shutdown_hard_deadline: float = 5.0
     http_port: int | None = None
     http_host: str = "127.0.0.1"
     loop_stall_threshold: float | None = 1.0
@@ -66,6 +71,7 @@ def make_config(
     progress_interval: float | timedelta = 60.0,
     heartbeat_interval: float | timedelta = 900.0,
     shutdown_grace: float | timedelta = 30.0,
+    shutdown_hard_deadline: float | timedelta = 5.0,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
     loop_stall_threshold: float | timedelta | None = 1.0,
@@ -99,7 +105,7 @@ def make_config(
             raise ConfigurationError(f"{name} must be a string or None")
     _check_region(region)
     _check_endpoint_url(endpoint_url)
-    progress = _seconds("progress_interval", progress_interval)
+    progress = _interval("progress_interval", progress_interval)
     if progress * (1 + PROGRESS_JITTER) >= service.lease_seconds:
         raise ConfigurationError(
             f"progress_interval={progress:g}s (+{PROGRESS_JITTER:.0%} jitter) is not shorter "
@@ -120,8 +126,9 @@ def make_config(
         hostname=host,
         max_concurrency=max_concurrency,
         progress_interval=progress,
-        heartbeat_interval=_seconds("heartbeat_interval", heartbeat_interval),
+        heartbeat_interval=_interval("heartbeat_interval", heartbeat_interval),
         shutdown_grace=_seconds("shutdown_grace", shutdown_grace, allow_zero=True),
+        shutdown_hard_deadline=_seconds("shutdown_hard_deadline", shutdown_hard_deadline),
         http_port=http_port,
         http_host=http_host,
         loop_stall_threshold=None
@@ -145,6 +152,16 @@ def _seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -
     if seconds < 0 or (seconds == 0 and not allow_zero) or not math.isfinite(seconds):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
+    return seconds
+
+
+def _interval(name: str, value: float | timedelta) -> float:
+    seconds = _seconds(name, value)
+    if seconds < MIN_INTERVAL:
+        raise ConfigurationError(
+            f"{name} must be at least {MIN_INTERVAL:g} seconds, got {value!r}: a task would "
+            "be reported (or the runner's heartbeat sent) many times a second"
+        )
     return seconds
 
 
@@ -179,8 +196,15 @@ def _check_rate_limits(setting: object) -> RateLimitSetting:
 def _check_endpoint_url(url: str | None) -> None:
     if url is None:
         return
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"endpoint_url {url!r} is not a valid URL ({exc}); use one like 'http://127.0.0.1:8080'"
+        ) from None
+    if not hostname or parts.scheme not in ("http", "https"):
         raise ConfigurationError(
             f"endpoint_url {url!r} is not an http:// or https:// URL with a host "
             "(like 'http://127.0.0.1:8080')"

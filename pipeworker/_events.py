@@ -8,6 +8,7 @@ is the shape of the lifecycle methods a :class:`~pipeworker.Worker` (or a subcla
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
@@ -15,6 +16,8 @@ from typing import Any, Protocol, cast
 from pipeworker.exceptions import PipeworkerError, TransientServiceError
 from pipeworker.services.base import Outcome, ReceivedTask
 from pipeworker.task import Task
+
+log = logging.getLogger("pipeworker.supervisor")
 
 __all__ = [
     "Hooks",
@@ -52,6 +55,10 @@ class Observer:
     def heartbeat_sent(self, queue: str, terminate: bool) -> None:
         """A runner heartbeat for *queue* landed."""
 
+    def thread_lingering(self, running: bool) -> None:
+        """A plain-function handler's thread outlived its task (*running* True: it ignored a
+        cancellation and keeps its slot), or such a thread finally ended (False)."""
+
     def call_finished(
         self, operation: str, error: BaseException | None, seconds: float, retry: bool
     ) -> None:
@@ -83,32 +90,51 @@ def _overrides(observer: Observer, name: str) -> bool:
 
 
 class _Fanout(Observer):
-    # Built only when there are several observers; each event goes to each in turn.
+    # Every event goes to each observer in turn. An observer whose method raises is logged once,
+    # with its trace, and then left out of every event (trio's Instruments do the same): a
+    # broken metric must never take a worker, or one task, down.
     def __init__(self, observers: list[Observer]) -> None:
         self._observers = observers
+        self._targets: dict[str, list[tuple[Observer, Callable[..., None]]]] = {}
         for name in _EVENTS:
-            targets = [getattr(o, name) for o in observers if _overrides(o, name)]
-            setattr(self, name, _fan(targets))
+            targets = [(o, getattr(o, name)) for o in observers if _overrides(o, name)]
+            self._targets[name] = targets
+            setattr(self, name, self._fan(name, targets))
 
+    def _fan(
+        self, name: str, targets: list[tuple[Observer, Callable[..., None]]]
+    ) -> Callable[..., None]:
+        def fan(*args: Any) -> None:
+            for observer, target in targets:
+                try:
+                    target(*args)
+                except Exception:
+                    self._disable(observer, name)
 
-def _fan(targets: list[Callable[..., None]]) -> Callable[..., None]:
-    def fan(*args: Any) -> None:
-        for target in targets:
-            target(*args)
+        return fan
 
-    return fan
+    def _disable(self, observer: Observer, name: str) -> None:
+        log.exception(
+            "observer %r raised in %s(); it is switched off for the rest of this run",
+            observer,
+            name,
+        )
+        for targets in self._targets.values():
+            targets[:] = [(o, t) for o, t in targets if o is not observer]
+        self._observers = [o for o in self._observers if o is not observer]
 
 
 _EVENTS = [name for name in vars(Observer) if not name.startswith("_")]
 
 
 def combine(*observers: Observer | None) -> Observer | None:
-    """One observer telling every given one about each event; None when none is given."""
+    """One observer telling every given one about each event; None when none is given.
+
+    Each observer is contained: one that raises is logged once and switched off.
+    """
     present = [observer for observer in observers if observer is not None]
     if not present:
         return None
-    if len(present) == 1:
-        return present[0]
     return _Fanout(present)
 
 

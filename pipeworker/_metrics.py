@@ -27,7 +27,7 @@ from pipeworker.exceptions import (
     TransientServiceError,
 )
 from pipeworker.services.base import Outcome, ReceivedTask
-from pipeworker.task import Task
+from pipeworker.task import CancelReason, Task
 
 if TYPE_CHECKING:
     from pipeworker.worker import Activity
@@ -64,8 +64,7 @@ def task_result(task: Task, outcome: Outcome | None) -> str:
     """The ``result`` label of a task that ended with *outcome*."""
     if outcome is not None:
         return outcome.status.lower()  # finished, failed, false
-    reason = task.cancel_reason or ""
-    return "lease_lost" if reason.startswith("lease lost") else "cancelled"
+    return "lease_lost" if task.cancel_reason is CancelReason.LEASE_LOST else "cancelled"
 
 
 class _Bound:
@@ -221,6 +220,12 @@ class Metrics(Observer):
             "How late the event loop ran its last tick, or how long it has been blocked now.",
             registry=registry,
         ).set_function(lambda: self._loop_lag())
+        self.lingering_threads = Gauge(
+            "pipeworker_lingering_handler_threads",
+            "Threads of plain-function handlers that ignored a cancellation and still run after "
+            "their task ended; each keeps its slot until it ends.",
+            registry=registry,
+        )
         self.loop_stalls = Counter(
             "pipeworker_event_loop_stalls",
             "Times the event loop was blocked longer than the stall threshold.",
@@ -272,6 +277,12 @@ class Metrics(Observer):
                 del polled[next(iter(polled))]
             polled[task.id] = self._clock()
 
+    def thread_lingering(self, running: bool) -> None:
+        if running:
+            self.lingering_threads.inc()
+        else:
+            self.lingering_threads.dec()
+
     def task_started(self, task: Task) -> None:
         received = task._received
         key = (received.queue, received.type)
@@ -285,9 +296,15 @@ class Metrics(Observer):
         running = self._running.get(task)
         polled = self._polled.pop(task.id, None)
         if polled is not None:
+            # The acknowledgement is sent before the handler starts (so before task_started).
             if running is not None:
-                running.bound.ack.observe(now - polled)
+                bound = running.bound
                 running.last_report = now
+            else:
+                received = task._received
+                key = (received.queue, received.type)
+                bound = self._bound.get(key) or self._bind(*key)
+            bound.ack.observe(now - polled)
             return
         if running is not None:
             running.bound.slack.observe(running.lease - (now - running.last_report))

@@ -3,45 +3,57 @@
 ::
 
     TaskScopes.run(received)         in the asyncio task of the poll that received it
-    ├── handler task                 the user's handler (a thread for plain functions)
-    ├── _keep_lease                  acknowledge at once, then report progress every interval
+    ├── acknowledge                  before the handler starts: a handler that blocks the loop
+    │                                at its start cannot make the task miss its window
+    ├── handler task                 the user's handler (a daemon thread for plain functions)
+    ├── _keep_lease                  report progress every interval until the handler ends
     ├── _report                      the last pending fields, if the handler left any
     └── _finish / _confirm_cancel    the final status, or SWF's answer to a cancellation
 
 The supervisor (``pipeworker._supervisor``) owns the slots, polls and shutdown; this module owns
-what happens to one task. Nothing here is kept per task beyond the task's own objects, its
-handler's asyncio task and one timer and future per progress tick.
+what happens to one task, and decides its outcome in one place (:func:`outcome_of`). Whatever a
+handler does (raise anything, ``sys.exit()``, return a coroutine from a plain function, ignore
+cancellation) ends its own task and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
+import inspect
 import logging
 import random
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeworker import _retry
+from pipeworker._config import MIN_INTERVAL, PROGRESS_JITTER
+from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer
-from pipeworker.exceptions import LeaseLost, PreconditionNotMet, ServiceError, TaskFailed
-from pipeworker.services.base import Connection, Outcome, ReceivedTask
-from pipeworker.task import Task
-from pipeworker.worker import PROGRESS_JITTER, in_handler
+from pipeworker._threads import start_thread
+from pipeworker.exceptions import (
+    LeaseLost,
+    PreconditionNotMet,
+    RequestRejected,
+    ServiceError,
+    TaskFailed,
+)
+from pipeworker.services.base import Connection, Outcome, ReceivedTask, truncate_head, truncate_tail
+from pipeworker.task import CancelReason, Task
 
 if TYPE_CHECKING:
     from pipeworker.worker import Activity
 
 __all__ = [
-    "CANCELED_BY_SERVICE",
-    "FORCED",
+    "LOG_MESSAGE_LIMIT",
+    "LOG_TRACE_LIMIT",
     "NO_HANDLER_ERROR_ID",
     "SHUTDOWN_ERROR_ID",
-    "SHUTTING_DOWN",
     "TaskScopes",
     "outcome_of",
+    "safe_text",
 ]
 
 log = logging.getLogger("pipeworker.supervisor")
@@ -50,13 +62,25 @@ SHUTDOWN_ERROR_ID = "RunnerShutdown"
 """errorId of a task cancelled because its runner shut down; the service retries it."""
 NO_HANDLER_ERROR_ID = "NoHandler"
 
-CANCELED_BY_SERVICE = "canceled by the service"
-SHUTTING_DOWN = "the task runner is shutting down"
-FORCED = "the task runner was forced to stop"
+# Log texts are cut as status texts are (the head of a message, the tail of a trace), with more
+# room: a 10 MB exception message must not become a 10 MB log line.
+LOG_MESSAGE_LIMIT = 4096
+LOG_TRACE_LIMIT = 16384
 
 # Timers and done callbacks of the lease loop run no user code: they share one empty context
 # instead of a copy of the caller's for each (one object less per task and per tick).
 _NO_CONTEXT = contextvars.Context()
+
+
+class _Lease(enum.Enum):
+    KEPT = None
+    CANCELED = CancelReason.SERVICE  # the service asked for the task to stop
+    LOST = CancelReason.LEASE_LOST  # the task is not this runner's any more
+
+    @property
+    def reason(self) -> CancelReason:
+        assert self.value is not None
+        return CancelReason(self.value)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -64,25 +88,52 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def outcome_of(error: BaseException | None) -> Outcome:
-    """The outcome of a handler that returned (None) or raised *error*."""
+def safe_text(value: object) -> str:
+    """``str(value)``, or the best text there is when that raises or returns a non-str."""
+    if isinstance(value, str):
+        return value
+    for convert in (str, repr):
+        try:
+            text = convert(value)
+        except Exception:
+            continue
+        if isinstance(text, str):
+            return text
+    return f"<unprintable {type(value).__name__}>"
+
+
+def _trace(error: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(error))
+    except Exception:  # an exception object hostile enough to break the traceback module
+        return f"{type(error).__name__}: {safe_text(error)}"
+
+
+def outcome_of(error: BaseException | None, result: Any = None) -> Outcome:
+    """The outcome of a handler that returned *result* (*error* None) or raised *error*.
+
+    Any object a handler raises gives an outcome: error ids and messages that are not strings,
+    or whose ``str()`` raises, are turned into the best text available.
+    """
     if error is None:
-        return Outcome.finished()
+        return Outcome.finished(result)
     if isinstance(error, TaskFailed):
-        return Outcome.failed(error.error_id, error.message)
+        error_id = safe_text(getattr(error, "error_id", "")) or type(error).__name__
+        return Outcome.failed(error_id, safe_text(getattr(error, "message", "")))
     if isinstance(error, PreconditionNotMet):
-        return Outcome.false(str(error))
-    trace = "".join(traceback.format_exception(error))
-    return Outcome.failed(type(error).__name__, str(error), trace)
+        return Outcome.false(safe_text(error))
+    return Outcome.failed(type(error).__name__, safe_text(error), _trace(error))
 
 
 class TaskScopes:
-    """Runs received tasks for one supervisor: handler, lease, final status.
+    """Runs received tasks for one supervisor: acknowledgement, handler, lease, final status.
 
     Attributes:
         running: the handler of every task whose handler was started and has not ended.
+        finishing: the outcome of every task whose final status is being sent.
         past_deadline: set by the supervisor once the shutdown grace period is over: tasks
             received later are handed back at once.
+        give_up: set by the supervisor at the shutdown's hard deadline: status retries end.
     """
 
     def __init__(
@@ -91,28 +142,49 @@ class TaskScopes:
         *,
         routes: Mapping[str, Mapping[str | None, Activity]],
         progress_interval: float,
+        cancel_patience: float,
         hooks: Hooks,
         observer: Observer,
         task_class: type[Task],
-        executor: ThreadPoolExecutor | None,
         call_failed: Callable[[BaseException], None],
         running: dict[Task, asyncio.Task[Outcome | None]],
+        give_up: asyncio.Event,
     ) -> None:
         self._connection = connection
         self._routes = routes
         self._progress_interval = progress_interval
+        self._cancel_patience = cancel_patience
         self._hooks = hooks
         self._observer = observer
         self._task_class = task_class
-        self._executor = executor
         self._call_failed = call_failed
         self.running = running
+        self.finishing: dict[Task, Outcome] = {}
+        self.names: dict[Task, str] = {}
+        self.threads: dict[Task, asyncio.Future[Any]] = {}
+        self._ids: set[str] = set()
+        self._lost: dict[Task, str] = {}  # why a lease was lost, for the handler's cancellation
         self.past_deadline = False
+        self.give_up = give_up
+        self._clamp_logged = False
 
-    async def run(self, received: ReceivedTask) -> None:
-        """Run *received* to its end, in the calling (poll's) asyncio task."""
-        connection = self._connection
-        task = self._task_class(received, connection)
+    async def run(self, received: ReceivedTask) -> asyncio.Future[Any] | None:
+        """Run *received* to its end, in the calling (poll's) asyncio task.
+
+        Returns the thread of a plain-function handler that is still running after its task
+        ended (it ignored a cancellation): the caller keeps the task's slot until it completes.
+        """
+        if received.id in self._ids:
+            # The service handed out a task this runner is running (its acknowledgement was
+            # lost on the way): the running scope keeps the lease; never run it twice.
+            log.warning(
+                "task %s was handed out again while it runs here: ignored",
+                received.id,
+                extra={"task_id": received.id, "worker_group": received.queue},
+            )
+            return None
+        self._ids.add(received.id)
+        task = self._task_class(received, self._connection)
         handler: asyncio.Task[Outcome | None] | None = None
         try:
             routes = self._routes[received.queue]
@@ -123,90 +195,167 @@ class TaskScopes:
                     task.id,
                     extra=task.log_extra(),
                 )
-                await self._finish(task, Outcome.failed(SHUTDOWN_ERROR_ID, SHUTTING_DOWN))
-                return
+                await self._finish(task, Outcome.failed(SHUTDOWN_ERROR_ID, CancelReason.SHUTDOWN))
+                return None
             if activity is None:
                 message = f"no handler for activity type {received.type!r} on {received.queue!r}"
                 log.error("task %s: %s", task.id, message, extra=task.log_extra())
                 await self._finish(task, Outcome.failed(NO_HANDLER_ERROR_ID, message))
-                return
+                return None
+            self.names[task] = activity.name
+            # Acknowledge first: the service's window starts when it hands the task out, and a
+            # handler that blocks the loop at its start must not make the task run twice.
+            lease = await self._report(task, first=True)
+            if lease is not _Lease.KEPT:
+                task._cancel(lease.reason)
+                if lease is _Lease.CANCELED:
+                    await self._confirm_cancel(task)
+                await self._ended(task, None)
+                return None
             handler = asyncio.create_task(self._invoke(activity, task), name="pipeworker-handler")
             self.running[task] = handler
             log.info("task %s started (%s)", task.id, activity.name, extra=task.log_extra())
             self._observer.task_started(task)
             await self._keep_lease(task, handler)
-            outcome = await handler
-            if outcome is not None and task._pending and not await self._report(task, handler):
+            if not handler.done():
+                await self._await_cancelled(task, handler)
+            outcome = handler.result()
+            del self.running[task]
+            if (
+                outcome is not None
+                and task._pending
+                and await self._report(task) is not _Lease.KEPT
+            ):
                 outcome = None  # the last fields are sent first; the answer took the task back
-            if task.cancel_reason not in (None, SHUTTING_DOWN):
+            if task.cancel_reason not in (None, CancelReason.SHUTDOWN):
                 outcome = None  # the service took the task back: nothing more may be sent
-                if task.cancel_reason == CANCELED_BY_SERVICE:
+                if task.cancel_reason is CancelReason.SERVICE:
                     await self._confirm_cancel(task)  # SWF answers it; Data Pipeline does not
             if outcome is not None:
                 await self._finish(task, outcome)
-            self._observer.task_finished(task, outcome)
-            try:
-                await self._hooks.on_task_end(task, outcome)
-            except Exception:
-                log.exception("on_task_end() failed for task %s", task.id, extra=task.log_extra())
+            await self._ended(task, outcome)
         except asyncio.CancelledError:
-            # Only a forced stop cancels this scope; the lease runs out and the service retries.
-            if handler is not None:
-                task._cancel(FORCED)
-                handler.cancel(FORCED)
+            # A forced stop, or the hard deadline: nothing more is sent; the lease runs out.
+            if handler is not None and not handler.done():
+                task._cancel(CancelReason.FORCED)
+                handler.cancel(CancelReason.FORCED)
             raise
         finally:
             self.running.pop(task, None)
+            self.finishing.pop(task, None)
+            self.names.pop(task, None)
+            self._lost.pop(task, None)
+            self._ids.discard(received.id)
+        thread = self.threads.pop(task, None)
+        if thread is not None and not thread.done():
+            return thread
+        return None
+
+    async def _ended(self, task: Task, outcome: Outcome | None) -> None:
+        self._observer.task_finished(task, outcome)
+        try:
+            await self._hooks.on_task_end(task, outcome)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.error(
+                "on_task_end() failed for task %s: %s: %s",
+                task.id,
+                type(exc).__name__,
+                truncate_head(safe_text(exc), LOG_MESSAGE_LIMIT),
+                extra=task.log_extra(),
+            )
+
+    async def _await_cancelled(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
+        # The handler was cancelled (lease lost, service, shutdown). Wait for it without
+        # awaiting it directly, so this scope can itself be cancelled even if the handler
+        # swallows its cancellation.
+        done, _ = await asyncio.wait((handler,), timeout=self._cancel_patience)
+        if not done:
+            log.warning(
+                "handler %s of task %s ignores its cancellation (%s); its slot stays taken "
+                "until it ends",
+                self.names.get(task, "?"),
+                task.id,
+                task.cancel_reason,
+                extra=task.log_extra(),
+            )
+            await asyncio.wait((handler,))
 
     async def _invoke(self, activity: Activity, task: Task) -> Outcome | None:
-        in_handler.set(True)
+        inside_worker.set(True)
         try:
             await self._hooks.on_task_start(task)
             if activity.is_async:
-                result = await activity.handler(task)
+                result = activity.handler(task)
             else:
-                loop = asyncio.get_running_loop()
-                context = contextvars.copy_context()
-                result = await loop.run_in_executor(
-                    self._executor, context.run, activity.handler, task
-                )
+                name = f"pipeworker-handler-{activity.name}"
+                thread = start_thread(activity.handler, task, name=name)
+                self.threads[task] = thread
+                # Shielded: a cancelled handler task ends at once; the thread runs on and keeps
+                # its slot (see run()).
+                result = await asyncio.shield(thread)
+            if inspect.isawaitable(result):
+                # An async function behind a plain decorator or a lambda: its coroutine runs
+                # here, on the loop; it is never reported FINISHED unrun.
+                result = await result
         except asyncio.CancelledError as exc:
             reason = task.cancel_reason
             if reason is None:
                 # Not our cancellation: the handler cancelled itself; report it as a failure.
                 return outcome_of(exc)
-            if reason == SHUTTING_DOWN:
-                return Outcome.failed(SHUTDOWN_ERROR_ID, f"{SHUTTING_DOWN}; the service retries it")
-            if reason == FORCED:
+            if reason is CancelReason.SHUTDOWN:
+                return Outcome.failed(
+                    SHUTDOWN_ERROR_ID, f"{CancelReason.SHUTDOWN}; the service retries it"
+                )
+            if reason is CancelReason.FORCED:
                 raise
             return None  # cancelled by the service or lease lost: nothing may be sent
         except (TaskFailed, PreconditionNotMet) as exc:
             return outcome_of(exc)  # the handler's own choice; the status line logs it
-        except Exception as exc:
+        except BaseException as exc:
+            # Any exception, SystemExit and KeyboardInterrupt included: it ends this task only.
             if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
                 # Start the trace at the handler: this frame is the same in every report.
                 exc.__traceback__ = exc.__traceback__.tb_next
-            # Unexpected: the operator needs the whole trace, not only the truncated one sent.
+            outcome = outcome_of(exc)
+            # Unexpected: the operator needs the trace, cut as the statuses are cut.
             log.warning(
-                "task %s failed: %s: %s",
+                "task %s failed: %s: %s\n%s",
                 task.id,
-                type(exc).__name__,
-                exc,
-                exc_info=exc,
+                outcome.error_id,
+                truncate_head(outcome.message or "", LOG_MESSAGE_LIMIT),
+                truncate_tail(outcome.stack_trace or "", LOG_TRACE_LIMIT),
                 extra=task.log_extra(),
             )
-            return outcome_of(exc)
+            return outcome
         return Outcome.finished(result)  # services without results (Data Pipeline) ignore it
 
-    async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
-        """Acknowledge at once, then report progress until the handler ends or must stop."""
-        received = task._received
+    def _interval(self, task: Task) -> float:
         interval = self._progress_interval
-        if received.lease_seconds is not None:
+        lease = task._received.lease_seconds
+        if lease is not None and lease / 3 < interval:
             # A pipeline may set a reportProgressTimeout shorter than the worker's cadence:
-            # report at least three times per lease so one lost report does not lose it.
-            interval = min(interval, received.lease_seconds / 3)
-        first = True
+            # report at least three times per lease so one lost report does not lose it, but
+            # never faster than the floor (a lease of 0 would otherwise spin).
+            interval = lease / 3
+            if interval < MIN_INTERVAL:
+                if not self._clamp_logged:
+                    self._clamp_logged = True
+                    log.warning(
+                        "task %s has a %gs lease: progress is reported every %gs (the floor), "
+                        "so its lease may lapse",
+                        task.id,
+                        lease,
+                        MIN_INTERVAL,
+                        extra=task.log_extra(),
+                    )
+                interval = MIN_INTERVAL
+        return interval
+
+    async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
+        """Report progress until the handler ends or the task must stop."""
+        interval = self._interval(task)
         # One waiter per tick, woken by a timer or by the handler's end; cheaper per task than
         # asyncio.wait(), which builds a coroutine, sets and callbacks on every tick.
         loop = asyncio.get_running_loop()
@@ -219,11 +368,6 @@ class TaskScopes:
         handler.add_done_callback(handler_done, context=_NO_CONTEXT)
         try:
             while True:
-                if not await self._report(task, handler, first):
-                    return
-                first = False
-                if handler.done():
-                    return
                 waiter = loop.create_future()
                 delay = interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
                 timer = loop.call_later(delay, _wake, waiter, context=_NO_CONTEXT)
@@ -233,58 +377,87 @@ class TaskScopes:
                     timer.cancel()
                 if handler.done():
                     return
+                lease = await self._report(task)
+                if lease is not _Lease.KEPT:
+                    self.cancel(task, handler, lease.reason)
+                    return
+                if handler.done():
+                    return
         finally:
             handler.remove_done_callback(handler_done)
 
-    async def _report(
-        self, task: Task, handler: asyncio.Task[Outcome | None], first: bool = False
-    ) -> bool:
-        """Send the acknowledgement or a progress report; False once the lease is over."""
+    async def _report(self, task: Task, first: bool = False) -> _Lease:
+        """Send the acknowledgement (*first*) or a progress report with the pending fields."""
         connection = self._connection
         received = task._received
         fields = None if first else task._take_pending()
         try:
-            if first:
-                canceled = await _retry.call(
-                    _retry.PROGRESS,
-                    lambda: connection.acknowledge(received),
-                    on_retry=self._call_failed,
+            try:
+                if first:
+                    canceled = await _retry.call(
+                        _retry.PROGRESS,
+                        lambda: connection.acknowledge(received),
+                        on_retry=self._call_failed,
+                    )
+                else:
+                    canceled = await _retry.call(
+                        _retry.PROGRESS,
+                        lambda: connection.report_progress(received, fields),
+                        on_retry=self._call_failed,
+                    )
+            except RequestRejected as exc:
+                if not fields:
+                    raise
+                # The fields themselves were refused: sending them again can never succeed and
+                # would cost the lease. Drop them, say which, and renew the lease without them.
+                self._call_failed(exc)
+                log.error(
+                    "task %s: the service refused the progress fields %s (%s); they are dropped",
+                    task.id,
+                    ", ".join(sorted(fields))[:LOG_MESSAGE_LIMIT],
+                    exc,
+                    extra=task.log_extra(),
                 )
-            else:
                 canceled = await _retry.call(
                     _retry.PROGRESS,
-                    lambda: connection.report_progress(received, fields),
+                    lambda: connection.report_progress(received, None),
                     on_retry=self._call_failed,
                 )
         except LeaseLost as exc:
-            self.cancel(task, handler, f"lease lost: {exc}")
             log.warning("task %s: lease lost (%s)", task.id, exc, extra=task.log_extra())
-            return False
+            self._lost[task] = safe_text(exc)
+            return _Lease.LOST
         except ServiceError as exc:
-            # The next report is the retry; keep the unsent fields for it.
-            if fields:
+            # The next report is the retry; keep unsent fields that may still be accepted.
+            if fields and not isinstance(exc, RequestRejected):
                 task._pending = {**fields, **(task._take_pending() or {})}
             self._call_failed(exc)
-            log.warning("task %s: progress report failed: %s", task.id, exc, extra=task.log_extra())
-            return True
+            what = "acknowledgement" if first else "progress report"
+            log.warning("task %s: %s failed: %s", task.id, what, exc, extra=task.log_extra())
+            return _Lease.KEPT
         self._observer.progress_reported(task, canceled)
         if canceled:
-            self.cancel(task, handler, CANCELED_BY_SERVICE)
             log.info("task %s cancelled by the service", task.id, extra=task.log_extra())
-            return False
-        return True
+            return _Lease.CANCELED
+        return _Lease.KEPT
 
-    def cancel(self, task: Task, handler: asyncio.Task[Outcome | None], reason: str) -> None:
+    def cancel(
+        self, task: Task, handler: asyncio.Task[Outcome | None], reason: CancelReason
+    ) -> None:
         """Cancel *task*'s handler for *reason* (the task sees the reason first)."""
         task._cancel(reason)
-        handler.cancel(reason)
+        detail = self._lost.pop(task, None)
+        handler.cancel(f"{reason} ({detail})" if detail else reason)
 
     async def _confirm_cancel(self, task: Task) -> None:
         connection = self._connection
         received = task._received
         try:
             await _retry.call(
-                _retry.STATUS, lambda: connection.canceled(received), on_retry=self._call_failed
+                _retry.STATUS,
+                lambda: connection.canceled(received),
+                stop=self.give_up,
+                on_retry=self._call_failed,
             )
         except ServiceError as exc:
             log.warning(
@@ -294,10 +467,12 @@ class TaskScopes:
     async def _finish(self, task: Task, outcome: Outcome) -> None:
         connection = self._connection
         received = task._received
+        self.finishing[task] = outcome
         try:
             await _retry.call(
                 _retry.STATUS,
                 lambda: connection.finish(received, outcome),
+                stop=self.give_up,
                 on_retry=self._call_failed,
             )
         except LeaseLost as exc:
@@ -309,13 +484,22 @@ class TaskScopes:
                 extra=task.log_extra(),
             )
         except ServiceError as exc:
+            undelivered = (
+                "not delivered before the stop's deadline" if self.give_up.is_set() else "rejected"
+            )
             log.error(
-                "task %s: %s status rejected: %s",
+                "task %s: %s status %s: %s",
                 task.id,
                 outcome.status,
+                undelivered,
                 exc,
                 extra=task.log_extra(),
             )
         else:
-            detail = f" ({outcome.error_id}: {outcome.message})" if outcome.error_id else ""
+            detail = ""
+            if outcome.error_id:
+                message = truncate_head(outcome.message or "", LOG_MESSAGE_LIMIT)
+                detail = f" ({outcome.error_id}: {message})"
             log.info("task %s %s%s", task.id, outcome.status, detail, extra=task.log_extra())
+        finally:
+            del self.finishing[task]

@@ -165,6 +165,15 @@ SETTINGS: tuple[Setting, ...] = (
         "shutdown_grace",
     ),
     Setting(
+        "shutdown_hard_deadline",
+        ("--shutdown-hard-deadline",),
+        _seconds,
+        "SECONDS",
+        "seconds after the grace for cancelled tasks to end and statuses to land; then the "
+        "stop gives up on them and the process exits 1 (Worker default: 5)",
+        "shutdown_hard_deadline",
+    ),
+    Setting(
         "transport",
         ("--transport",),
         _choice("lean", "aiobotocore"),
@@ -284,6 +293,7 @@ def apply_settings(worker: Worker, options: GivenSettings) -> None:
         "progress_interval": config.progress_interval,
         "heartbeat_interval": config.heartbeat_interval,
         "shutdown_grace": config.shutdown_grace,
+        "shutdown_hard_deadline": config.shutdown_hard_deadline,
         "http_port": config.http_port,
         "http_host": config.http_host,
         "loop_stall_threshold": config.loop_stall_threshold,

@@ -3,57 +3,97 @@
 ::
 
     run()
-    └── TaskGroup "tasks"
-        ├── heartbeat loop               every heartbeat_interval, one call per worker group
-        ├── grace enforcer               after stop(): waits shutdown_grace, cancels handlers
-        ├── poll, then task scope        one PollForTask; the task it receives runs in place
-        │   │                            (pipeworker._scope): acknowledge, report progress,
-        │   │                            send the final status
-        │   └── handler task             the user's handler (a thread for plain functions)
-        └── TaskGroup "pollers"          one loop per worker group, starting polls on free slots
+    ├── shutdown clock               after stop(): polls by the service's policy, the grace,
+    │                                the hard deadline
+    ├── heartbeat loop               every heartbeat_interval, one call per worker group
+    ├── one poller per queue         starts polls on free slots, as many as the queue earns
+    └── poll, then task scope        one poll; the task it receives runs in place
+        │                            (pipeworker._scope): acknowledge, report progress,
+        │                            send the final status
+        └── handler task             the user's handler (a daemon thread for plain functions)
 
-A slot is taken before a poll and kept by the task the poll returns, so there are never more
-polls in flight than free slots and a received task starts at once. Up to the free slots (at
-most ``MAX_POLLS_PER_QUEUE`` per worker group) are polling at once, so a busy group is not
-limited to one task per round trip. A stop is two-phase: pollers waiting for a slot end at once,
-polls in flight may return (their task runs, or is handed back FAILED once the grace period is
-over); running tasks get ``shutdown_grace``; then their handlers are cancelled and the tasks
-reported FAILED with :data:`SHUTDOWN_ERROR_ID`.
+**Slots.** A slot is taken before a poll and kept by the task the poll returns, so there are
+never more polls in flight than free slots and a received task starts at once. A plain-function
+handler that ignores its cancellation keeps its slot until its thread really ends.
+
+**Polls scale with the work** (as Temporal's poller autoscaling does): each queue starts with one
+poll in flight; every poll that returns a task allows one more (up to the free slots and
+``MAX_POLLS_PER_QUEUE``), every poll that comes back empty one fewer, down to one. An idle queue
+therefore holds one poll, and one slot, and never starves a busy one.
+
+**A stop is bounded**: no new polls; polls in flight follow the service's policy (Data Pipeline:
+aborted at once; SWF: they may return until the grace ends); running tasks get
+``shutdown_grace``, then their handlers are cancelled and the tasks reported FAILED with
+:data:`SHUTDOWN_ERROR_ID`; status calls get ``shutdown_hard_deadline`` more. Then whatever is
+still running (handlers that ignore cancellation, statuses the service never took) is named in
+the log and left behind, and :meth:`Supervisor.run` returns. A forced stop skips the grace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeworker import _retry
+from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer, observe_connection
 from pipeworker._pacing import PacedConnection, Pacer, resolve_rate_limits
-from pipeworker._scope import SHUTDOWN_ERROR_ID, SHUTTING_DOWN, TaskScopes, outcome_of
+from pipeworker._scope import SHUTDOWN_ERROR_ID, TaskScopes, outcome_of
 from pipeworker.exceptions import PipeworkerError
 from pipeworker.services.base import Connection, ConnectionSettings, Outcome
-from pipeworker.task import Task
+from pipeworker.task import CancelReason, Task
 
 if TYPE_CHECKING:
-    from pipeworker.worker import Activity, WorkerConfig
+    from pipeworker._config import WorkerConfig
+    from pipeworker.worker import Activity
 
 # SHUTDOWN_ERROR_ID and outcome_of are re-exported from pipeworker._scope.
-__all__ = ["SHUTDOWN_ERROR_ID", "Supervisor", "outcome_of"]
+__all__ = ["MAX_POLLS_PER_QUEUE", "SHUTDOWN_ERROR_ID", "Supervisor", "outcome_of"]
 
 log = logging.getLogger("pipeworker.supervisor")
 
-MAX_POLLS_PER_QUEUE = 64
-"""The most polls kept in flight on one worker group (never more than the free slots).
+T = TypeVar("T")
 
-Several polls per group let a busy group deliver more than one task per round trip; the cap keeps
-a worker with thousands of slots from holding thousands of idle long polls open."""
+MAX_POLLS_PER_QUEUE = 64
+"""The most polls kept in flight on one queue (never more than the free slots).
+
+Several polls per queue let a busy queue deliver more than one task per round trip; the cap keeps
+a worker with thousands of slots from holding thousands of long polls open."""
+
+# A forced stop gives cancelled scopes this long to unwind before they are left behind.
+_FORCED_PATIENCE = 1.0
+
+
+@dataclass(slots=True)
+class _Queue:
+    """One queue's polls: how many are in flight and how many it has earned."""
+
+    name: str
+    cap: int
+    in_flight: int = 0
+    target: int = 1
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    healthy: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def returned(self, got_task: bool) -> None:
+        self.in_flight -= 1
+        if got_task:
+            self.target = min(self.target + 1, self.cap)
+        else:
+            self.target = max(self.target - 1, 1)
+        self.room.set()
 
 
 class Supervisor:
-    """Runs one worker's activities until stopped; created afresh for each ``serve()``."""
+    """Runs one worker's activities until stopped; created afresh for each ``serve()``.
+
+    Attributes:
+        left_behind: after :meth:`run`, what a stop gave up on: handlers that ignored their
+            cancellation and statuses that were not delivered, one line each.
+    """
 
     def __init__(
         self,
@@ -69,26 +109,28 @@ class Supervisor:
         self._routes: dict[str, dict[str | None, Activity]] = {}
         for activity in activities:
             self._routes.setdefault(activity.queue, {})[activity.type] = activity
-        self._queues = list(self._routes)
+        cap = min(config.max_concurrency, MAX_POLLS_PER_QUEUE)
+        self._queues = {name: _Queue(name, cap) for name in self._routes}
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._grace_over = asyncio.Event()
+        self._give_up = asyncio.Event()
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._active = 0  # task scopes alive, including ones only handing a task back
+        self._active = 0  # polls and task scopes alive, and threads still holding a slot
         self._scopes: TaskScopes | None = None
         # Every running task's handler, filled by the task scopes (also read by _health).
         self._running: dict[Task, asyncio.Task[Outcome | None]] = {}
-        self._pollers: dict[str, asyncio.Task[None]] = {}
-        self._waiting_for_slot: set[str] = set()
-        self._tasks: asyncio.TaskGroup | None = None
+        self._pollers: list[asyncio.Task[None]] = []
+        self._polling: set[asyncio.Task[Any]] = set()  # poll tasks still in their poll
+        self._aborted: set[asyncio.Task[Any]] = set()
+        self._jobs: set[asyncio.Task[Any]] = set()  # every poll-then-scope task
+        self._lingering: set[asyncio.Future[Any]] = set()  # threads of ended tasks
         self._connection: Connection | None = None
         self._pacer: Pacer | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        if any(not activity.is_async for activity in activities):
-            self._executor = ThreadPoolExecutor(
-                max_workers=config.max_concurrency, thread_name_prefix="pipeworker-handler"
-            )
+        self.left_behind: list[str] = []
 
     # -- control -------------------------------------------------------------------------------
 
@@ -103,8 +145,19 @@ class Supervisor:
         self._stopping.set()
         if self._pacer is not None:
             self._pacer.stop_polls()  # a poll waiting for its budget is never sent
-        for queue in self._waiting_for_slot:
-            self._pollers[queue].cancel()
+        for poller in self._pollers:
+            poller.cancel()  # pollers only ever wait for room or a slot: nothing is lost
+        if self._config.service.poll_stop == "abort":
+            self._abort_polls()
+
+    def force(self) -> None:
+        """Stop now: running handlers are cancelled and nothing more is sent for them."""
+        if self._forced.is_set():
+            return
+        log.warning("forced stop: running tasks are abandoned; their leases run out")
+        self.stop()
+        self._forced.set()
+        self._end_grace(CancelReason.FORCED)
 
     @property
     def running(self) -> int:
@@ -118,15 +171,17 @@ class Supervisor:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Connect, poll and run tasks until stopped; set *ready* once polling is armed."""
+        inside_worker.set(True)  # hooks and handlers calling stop() must not wait for themselves
         config = self._config
         settings = ConnectionSettings(
             region=config.region,
             endpoint_url=config.endpoint_url,
             taskrunner_id=config.taskrunner_id,
             hostname=config.hostname,
-            queues=self._queues,
+            queues=list(self._queues),
             max_concurrency=config.max_concurrency,
         )
+        clock = asyncio.create_task(self._shutdown_clock(), name="pipeworker-shutdown")
         try:
             async with config.service.connect(settings) as connection:
                 self._connection = observe_connection(connection, self._observer)
@@ -135,28 +190,69 @@ class Supervisor:
                     self._connection,
                     routes=self._routes,
                     progress_interval=config.progress_interval,
+                    cancel_patience=config.shutdown_hard_deadline,
                     hooks=self._hooks,
                     observer=self._observer,
                     task_class=config.service.task_class,
-                    executor=self._executor,
                     call_failed=self._call_failed,
                     running=self._running,
+                    give_up=self._give_up,
                 )
-                await self._hooks.on_startup()
-                try:
-                    await self._supervise(ready)
-                finally:
+                if await self._user("on_startup()", self._hooks.on_startup):
                     try:
-                        await self._hooks.on_shutdown()
-                    except Exception:
-                        log.exception("on_shutdown() failed")
+                        await self._supervise(ready)
+                    finally:
+                        await self._user(
+                            "on_shutdown()",
+                            self._hooks.on_shutdown,
+                            limit=config.shutdown_hard_deadline,
+                        )
         finally:
+            clock.cancel()
             if self._pacer is not None:
                 self._pacer.close()
-            if self._executor is not None:
-                # Threads cannot be interrupted; a cancelled sync handler is left to end alone.
-                self._executor.shutdown(wait=False, cancel_futures=True)
             self.stopped.set()
+
+    async def _user(
+        self, name: str, hook: Callable[[], Awaitable[None]], *, limit: float | None = None
+    ) -> bool:
+        # A lifecycle hook is user code. on_startup (*limit* None) runs until the shutdown's
+        # grace ends, if a stop comes; on_shutdown gets *limit* seconds. Then it is cancelled,
+        # and left behind if it ignores that. True if it completed; on_startup's error is
+        # raised (the worker does not start), on_shutdown's logged.
+        job = asyncio.ensure_future(hook())
+        if limit is None:
+            await self._first(job, self._grace_over.wait())
+        else:
+            await asyncio.wait((job,), timeout=limit)
+        if not job.done():
+            job.cancel()
+            if limit is None:
+                await self._first(job, self._give_up.wait())
+            else:
+                await asyncio.wait((job,), timeout=_FORCED_PATIENCE)
+        if not job.done():
+            self.left_behind.append(f"{name} ignores its cancellation")
+            log.warning("%s ignores its cancellation: left behind", name)
+            return False
+        if job.cancelled():
+            log.warning("%s did not finish in time: cancelled", name)
+            return False
+        error = job.exception()
+        if error is None:
+            return True
+        if limit is None:
+            raise error
+        log.error("%s failed: %s: %s", name, type(error).__name__, error, exc_info=error)
+        return False
+
+    @staticmethod
+    async def _first(job: asyncio.Future[Any], other: Awaitable[Any]) -> None:
+        waiter = asyncio.ensure_future(other)
+        try:
+            await asyncio.wait((job, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
 
     def _pace(self) -> None:
         # Every call then waits for its share of the account's budget (see _pacing).
@@ -172,109 +268,152 @@ class Supervisor:
             "pacing calls by the account's rate limits: %s",
             ", ".join(sorted({f"{b.name} {b.limit.rate:g}/s" for b in pacer.budgets.values()})),
         )
-        self._connection = cast(
-            Connection, PacedConnection(self._connection, pacer, config.service.lease_seconds)
-        )
+        paced: Any = PacedConnection(self._connection, pacer, config.service.lease_seconds)
+        self._connection = paced
 
     async def _supervise(self, ready: asyncio.Event | None) -> None:
+        config = self._config
+        tasks = "task" if config.max_concurrency == 1 else "tasks"
         log.info(
-            "runner %s on %s polling %s (up to %d tasks at once)",
-            self._config.taskrunner_id,
-            self._config.hostname,
+            "runner %s on %s polling %s (up to %d %s at once)",
+            config.taskrunner_id,
+            config.hostname,
             ", ".join(self._queues),
-            self._config.max_concurrency,
+            config.max_concurrency,
+            tasks,
         )
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            background = [
-                tasks.create_task(self._heartbeat_loop(), name="pipeworker-heartbeat"),
-                tasks.create_task(self._enforce_grace(), name="pipeworker-grace"),
-            ]
-            async with asyncio.TaskGroup() as pollers:
-                for queue in self._queues:
-                    self._pollers[queue] = pollers.create_task(
-                        self._poll_loop(queue), name=f"pipeworker-poll-{queue}"
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pipeworker-heartbeat")
+        try:
+            if not self._stopping.is_set():
+                for queue in self._queues.values():
+                    queue.healthy.set()
+                    self._pollers.append(
+                        asyncio.create_task(
+                            self._poll_loop(queue), name=f"pipeworker-poller-{queue.name}"
+                        )
                     )
-                if ready is not None:
-                    ready.set()
+            if ready is not None:
+                ready.set()
+            await self._stopping.wait()
+            if self._pollers:
+                await asyncio.wait(self._pollers)
             await self._idle.wait()
-            for job in background:
+        finally:
+            heartbeat.cancel()
+            for poller in self._pollers:
+                poller.cancel()
+            leftovers = [job for job in self._jobs if not job.done()]
+            for job in leftovers:
                 job.cancel()
-        log.info("runner %s stopped", self._config.taskrunner_id)
+            if leftovers:
+                # Our own code unwinds at once; user code that swallows cancellation is not
+                # waited for (its task was already named by the shutdown clock).
+                await asyncio.wait(leftovers, timeout=_FORCED_PATIENCE)
+        log.info("runner %s stopped", config.taskrunner_id)
 
     # -- polling ---------------------------------------------------------------------------------
 
-    async def _poll_loop(self, queue: str) -> None:
-        # Starts polls on *queue* while slots are free, up to MAX_POLLS_PER_QUEUE at once. Each
-        # poll holds a slot; the task it receives runs in the poll's own asyncio task, so a
-        # task received starts at once and costs no extra task to hand over.
-        assert self._tasks is not None
-        tasks = self._tasks
-        stopping = self._stopping
+    async def _poll_loop(self, queue: _Queue) -> None:
+        # Starts polls on *queue* while it has room (see _Queue) and a slot is free. Each poll
+        # holds a slot; the task it receives runs in the poll's own asyncio task, so a task
+        # received starts at once and costs no extra task to hand over.
         slots = self._slots
-        permits = asyncio.Semaphore(min(self._config.max_concurrency, MAX_POLLS_PER_QUEUE))
-        healthy = asyncio.Event()
-        healthy.set()
-        while not stopping.is_set():
-            self._waiting_for_slot.add(queue)
-            try:
-                await healthy.wait()  # a rejected poll pauses the whole group, not one poll
-                await permits.acquire()
-                try:
-                    await slots.acquire()
-                except BaseException:
-                    permits.release()
-                    raise
-            finally:
-                self._waiting_for_slot.discard(queue)
-            if stopping.is_set():
-                slots.release()
-                permits.release()
-                return
+        while True:
+            while queue.in_flight >= queue.target:
+                queue.room.clear()
+                await queue.room.wait()
+            await queue.healthy.wait()  # a rejected poll pauses the whole queue, not one poll
+            await slots.acquire()
             # Counted before the poll starts, so the shutdown cannot see "idle" while a task
             # from the last poll is about to begin.
-            self._active += 1
-            self._idle.clear()
-            tasks.create_task(self._poll(queue, permits, healthy), name=f"pipeworker-poll-{queue}")
-            # Let other worker groups' loops take free slots in turn.
+            queue.in_flight += 1
+            self._take()
+            job = asyncio.create_task(self._poll(queue), name=f"pipeworker-poll-{queue.name}")
+            self._jobs.add(job)
+            job.add_done_callback(self._job_done)
+            # Let other queues' loops take free slots in turn.
             await asyncio.sleep(0)
 
-    async def _poll(self, queue: str, permits: asyncio.Semaphore, healthy: asyncio.Event) -> None:
-        # Owns one slot and one count of active scopes, taken by _poll_loop; gives both back.
+    def _job_done(self, job: asyncio.Task[Any]) -> None:
+        self._jobs.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            error = job.exception()
+            log.error("internal error in a task scope: %r", error, exc_info=error)
+
+    async def _poll(self, queue: _Queue) -> None:
+        # Owns one slot and one count of active work, taken by _poll_loop; gives both back
+        # (or hands them to a handler thread that outlives its task).
         connection = self._connection
         assert connection is not None
-        stopping = self._stopping
+        this = asyncio.current_task()
+        assert this is not None
+        keep_slot: asyncio.Future[Any] | None = None
         released = False
+        received = None
+        self._polling.add(this)
         try:
             try:
                 received = await _retry.call(
                     _retry.POLL,
-                    lambda: connection.poll(queue),
-                    stop=stopping,
+                    lambda: connection.poll(queue.name),
+                    stop=self._stopping,
                     on_retry=self._call_failed,
                 )
+            except asyncio.CancelledError:
+                if this in self._aborted and this.uncancel() == 0:
+                    return  # aborted by the stop (see the service's poll_stop policy)
+                raise
             except PipeworkerError as exc:
-                if stopping.is_set():
+                if self._stopping.is_set():
                     return
-                log.error("poll of %r failed: %s", queue, exc, extra={"worker_group": queue})
+                log.error(
+                    "poll of %r failed: %s", queue.name, exc, extra={"worker_group": queue.name}
+                )
                 self._call_failed(exc)
+                queue.healthy.clear()
+                self._release()  # the slot is free during the pause; the count goes with it
                 released = True
-                self._release()
-                healthy.clear()
                 try:
-                    await _retry.pause(_retry.POLL.maximum, stopping)
+                    await _retry.pause(_retry.POLL.maximum, self._stopping)
                 finally:
-                    healthy.set()
+                    queue.healthy.set()
                 return
             finally:
-                permits.release()
-            self._observer.poll_finished(queue, received)
+                self._polling.discard(this)
+                self._aborted.discard(this)
+                queue.returned(got_task=received is not None)
+            self._observer.poll_finished(queue.name, received)
             if received is not None:
                 assert self._scopes is not None
-                await self._scopes.run(received)
+                keep_slot = await self._scopes.run(received)
+                if keep_slot is not None:
+                    self._linger(keep_slot)
         finally:
-            if not released:
+            if keep_slot is None and not released:
                 self._release()
+
+    def _abort_polls(self) -> None:
+        for job in list(self._polling):
+            if job not in self._aborted:
+                self._aborted.add(job)
+                job.cancel("stop: poll aborted")
+
+    def _linger(self, thread: asyncio.Future[Any]) -> None:
+        # A plain-function handler's thread outlived its task: its slot stays taken until the
+        # thread really ends, so the worker never polls for tasks it cannot start.
+        self._lingering.add(thread)
+        self._observer.thread_lingering(True)
+
+        def ended(_: object) -> None:
+            self._lingering.discard(thread)
+            self._observer.thread_lingering(False)
+            self._release()
+
+        thread.add_done_callback(ended)
+
+    def _take(self) -> None:
+        self._active += 1
+        self._idle.clear()
 
     def _release(self) -> None:
         # Called exactly once per poll started: gives back its slot and its count.
@@ -283,22 +422,83 @@ class Supervisor:
         if not self._active:
             self._idle.set()
 
-    # -- background -------------------------------------------------------------------------------
+    # -- shutdown --------------------------------------------------------------------------------
 
-    async def _enforce_grace(self) -> None:
+    async def _until(self, event: asyncio.Event, seconds: float) -> bool:
+        # Waits for *event* at most *seconds*, or until a forced stop; True if it was set.
+        if event.is_set():
+            return True
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._forced.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return event.is_set()
+
+    async def _shutdown_clock(self) -> None:
+        config = self._config
         await self._stopping.wait()
-        await asyncio.sleep(self._config.shutdown_grace)
+        if await self._until(self._idle, config.shutdown_grace):
+            return
+        if not self._forced.is_set():
+            self._end_grace(CancelReason.SHUTDOWN)
+        if await self._until(self._idle, config.shutdown_hard_deadline):
+            return
+        if self._forced.is_set():
+            # Cancelled scopes unwind at once; only user code that ignores cancellation stays.
+            await self._until(self._idle, _FORCED_PATIENCE)
+        if not self._idle.is_set():
+            self._abandon()
+
+    def _end_grace(self, reason: CancelReason) -> None:
+        # Polls still in flight are aborted (SWF-style polls were drained until now), and
+        # running handlers cancelled: with SHUTDOWN their tasks are reported FAILED; with
+        # FORCED nothing more is sent for them.
+        self._grace_over.set()
+        self._abort_polls()
         scopes = self._scopes
-        assert scopes is not None
-        scopes.past_deadline = True
-        for task, handler in list(self._running.items()):
-            if not handler.done():
-                log.warning(
-                    "task %s still running after the grace period: cancelling it",
-                    task.id,
-                    extra=task.log_extra(),
-                )
-                scopes.cancel(task, handler, SHUTTING_DOWN)
+        if scopes is not None:
+            scopes.past_deadline = True
+            for task, handler in list(self._running.items()):
+                if not handler.done():
+                    if reason is CancelReason.SHUTDOWN:
+                        log.warning(
+                            "task %s still running after the grace period: cancelling it",
+                            task.id,
+                            extra=task.log_extra(),
+                        )
+                    scopes.cancel(task, handler, reason)
+        if reason is CancelReason.FORCED:
+            for job in list(self._jobs):
+                job.cancel()
+
+    def _abandon(self) -> None:
+        # The hard deadline: name what is still running, stop waiting for it.
+        self._give_up.set()
+        scopes = self._scopes
+        if scopes is not None:
+            for task, handler in list(self._running.items()):
+                if not handler.done():
+                    line = (
+                        f"handler {scopes.names.get(task, '?')} of task {task.id} ignores its "
+                        "cancellation"
+                    )
+                    self.left_behind.append(line)
+                    log.warning("%s: left behind", line, extra=task.log_extra())
+            for task, outcome in list(scopes.finishing.items()):
+                line = f"task {task.id}: its {outcome.status} status was not delivered"
+                self.left_behind.append(line)
+                log.error("%s before the stop's deadline", line, extra=task.log_extra())
+        for _ in self._lingering:
+            line = "a plain-function handler's thread is still running after its task ended"
+            self.left_behind.append(line)
+            log.warning("%s: left behind", line)
+        for job in list(self._jobs):
+            job.cancel()
+        self._idle.set()
+
+    # -- background -------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         connection = self._connection
@@ -311,6 +511,7 @@ class Supervisor:
                     terminate = await _retry.call(
                         _retry.HEARTBEAT,
                         lambda queue=queue: connection.heartbeat(queue),  # type: ignore[misc]
+                        stop=self._stopping,
                         on_retry=self._call_failed,
                     )
                 except PipeworkerError as exc:

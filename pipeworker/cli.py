@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeworker._settings import SETTINGS, Setting, UsageError, apply_settings, resolve_settings
 
@@ -262,6 +262,7 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
         "progress_interval": f"{config.progress_interval:g}s",
         "heartbeat_interval": f"{config.heartbeat_interval:g}s",
         "shutdown_grace": f"{config.shutdown_grace:g}s",
+        "shutdown_hard_deadline": f"{config.shutdown_hard_deadline:g}s",
         "http_port": "(no endpoint)" if config.http_port is None else str(config.http_port),
         "http_host": config.http_host,
         "rate_limits": _describe_rate_limits(config),
@@ -398,4 +399,31 @@ def _run(worker: Worker) -> int:
     except Exception as exc:
         log.critical("the worker failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return EXIT_FAILURE
+    if worker.left_behind:
+        global _hard_exit
+        _hard_exit = True
+        log.error(
+            "exiting with handlers still running (%s): their tasks were handed back, and the "
+            "process ends so that they cannot run twice",
+            "; ".join(worker.left_behind),
+        )
+        return EXIT_FAILURE
     return EXIT_OK
+
+
+# Set when the worker left handlers running: the process must end even if their threads
+# (or threads they started) would keep the interpreter alive.
+_hard_exit = False
+
+
+def run_main() -> NoReturn:
+    """The console script and ``python -m pipeworker``: :func:`main`, then exit with its code."""
+    code = main()
+    if _hard_exit:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

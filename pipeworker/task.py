@@ -7,6 +7,7 @@ nothing here schedules anything.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
@@ -15,7 +16,23 @@ from pipeworker import _retry
 from pipeworker.exceptions import ValidationError
 from pipeworker.services.base import Connection, FieldValue, ReceivedTask, Ref, resolve_field
 
-__all__ = ["Task"]
+__all__ = ["CancelReason", "Task"]
+
+
+class CancelReason(enum.StrEnum):
+    """Why a running task was cancelled (:attr:`Task.cancel_reason`).
+
+    A ``StrEnum``: each member also compares equal to its text.
+    """
+
+    SERVICE = "canceled by the service"
+    """The service asked for it (Data Pipeline's ``canceled``, SWF's ``cancelRequested``)."""
+    LEASE_LOST = "lease lost"
+    """The task is not this runner's any more (timed out, pipeline deleted, execution stopped)."""
+    SHUTDOWN = "the task runner is shutting down"
+    """The shutdown grace period ended before the handler did; the task is reported FAILED."""
+    FORCED = "the task runner was forced to stop"
+    """A forced stop (a second signal): nothing more is sent; the lease runs out."""
 
 
 class _Done:
@@ -52,7 +69,7 @@ class Task:
         self._received = received
         self._connection = connection
         self._pending: dict[str, str | Ref] | None = None
-        self._cancel_reason: str | None = None
+        self._cancel_reason: CancelReason | None = None
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
@@ -129,12 +146,15 @@ class Task:
             key: value if isinstance(value, str | Ref) else str(value)
             for key, value in fields.items()
         }
-        problems = self._connection.check_progress_fields(converted)
+        # The whole request is checked (what is pending and what is added), so a report that the
+        # service would refuse for its size is refused here, in the handler that made it.
+        merged = {**self._pending, **converted} if self._pending else converted
+        problems = self._connection.check_progress_fields(merged)
         if problems:
             raise ValidationError(f"report_progress(): {'; '.join(problems)}")
         # One assignment of a new dict: safe against the loop taking the pending fields while
         # a handler thread adds to them.
-        self._pending = {**self._pending, **converted} if self._pending else converted
+        self._pending = merged
         return _DONE
 
     @property
@@ -155,7 +175,7 @@ class Task:
         return self._cancel_reason is not None
 
     @property
-    def cancel_reason(self) -> str | None:
+    def cancel_reason(self) -> CancelReason | None:
         """Why the task was cancelled, or None while it was not."""
         return self._cancel_reason
 
@@ -174,7 +194,7 @@ class Task:
 
     # The supervisor's side; handlers do not call these.
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: CancelReason) -> None:
         if self._cancel_reason is None:
             self._cancel_reason = reason
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pipeworker._supervisor import outcome_of
 from pipeworker.exceptions import RequestRejected
 from pipeworker.services.base import Connection, FieldValue, Outcome, ReceivedTask, Ref
-from pipeworker.task import Task
+from pipeworker.task import CancelReason, Task
 
 if TYPE_CHECKING:
     from pipeworker.local import LocalConfig, LocalService
@@ -57,7 +57,7 @@ __all__ = [
     "serve_in_thread",
 ]
 
-CANCELED_BY_SERVICE = "canceled by the service"
+CANCELED_BY_SERVICE = CancelReason.SERVICE
 _ids = itertools.count(1)
 
 
@@ -240,7 +240,7 @@ class TaskHarness:
                 waiter.cancel()
         return self.progress[-1]
 
-    async def cancel(self, reason: str = CANCELED_BY_SERVICE) -> HandlerResult:
+    async def cancel(self, reason: CancelReason | str = CANCELED_BY_SERVICE) -> HandlerResult:
         """Cancel the running handler as the service would (``canceled: true``); return the result.
 
         An async handler sees :class:`asyncio.CancelledError`; a sync one sees ``task.cancelled``
@@ -249,7 +249,7 @@ class TaskHarness:
         """
         if self._runner is None:
             raise RuntimeError("no handler started: call start(handler) first")
-        self.task._cancel(reason)
+        self.task._cancel(CancelReason(reason))
         handler = self._handler
         # A thread cannot be interrupted: a sync handler sees task.cancelled and is waited for.
         if handler is not None and not handler.done() and self._is_async:

@@ -18,7 +18,6 @@ itself (polls, leases, retries, shutdown) is in ``pipeworker._supervisor``.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 import signal
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, overloa
 # WorkerConfig and PROGRESS_JITTER live in _config; they stay importable from here.
 from pipeworker._config import PROGRESS_JITTER as PROGRESS_JITTER
 from pipeworker._config import WorkerConfig, make_config
+from pipeworker._context import inside_worker
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
 from pipeworker.task import Task
@@ -56,11 +56,6 @@ What it returns is the task's result where the service has one (SWF); Data Pipel
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "__pipeworker_activities__"
-
-# Set inside handler tasks so that stop() called from a handler does not wait for itself.
-in_handler: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "pipeworker_in_handler", default=False
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +145,10 @@ class Worker:
         heartbeat_interval: seconds between runner heartbeats; default 900 (15 minutes).
         shutdown_grace: seconds running tasks get to finish after a stop is requested, before
             they are cancelled and reported FAILED with ``RunnerShutdown``; default 30.
+        shutdown_hard_deadline: seconds after the grace for cancelled handlers to end and final
+            statuses to land; default 5. Then the stop gives up: handlers that ignore their
+            cancellation are named and left behind, undelivered statuses are logged at ERROR,
+            and ``serve()`` returns. A stop thus always ends within grace + hard deadline.
         observer: told about every event of the running worker (see ``pipeworker._events``),
             beside the metrics; None by default.
         http_port: serve ``/healthz``, ``/readyz`` and ``/metrics`` on this port while running;
@@ -195,6 +194,7 @@ class Worker:
         progress_interval: float | timedelta = 60.0,
         heartbeat_interval: float | timedelta = 900.0,
         shutdown_grace: float | timedelta = 30.0,
+        shutdown_hard_deadline: float | timedelta = 5.0,
         observer: Observer | None = None,
         http_port: int | None = None,
         http_host: str = "127.0.0.1",
@@ -213,6 +213,7 @@ class Worker:
             progress_interval=progress_interval,
             heartbeat_interval=heartbeat_interval,
             shutdown_grace=shutdown_grace,
+            shutdown_hard_deadline=shutdown_hard_deadline,
             http_port=http_port,
             http_host=http_host,
             loop_stall_threshold=loop_stall_threshold,
@@ -226,6 +227,8 @@ class Worker:
         self._activities: dict[tuple[str, str | None], Activity] = {}
         self._supervisor: Any = None
         self._serving: asyncio.Task[None] | None = None
+        self._stop_requested = False  # stop() before serve() started: serve() returns at once
+        self.left_behind: tuple[str, ...] = ()
         self._register_marked_methods()
 
     def __repr__(self) -> str:
@@ -267,14 +270,20 @@ class Worker:
                 f"activity {name}: a handler must be a function, not a generator"
             )
         try:
-            inspect.signature(handler).bind(object())
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"activity {name}: a handler must accept one argument, the task ({exc})"
-            ) from exc
-        except ValueError:
-            pass  # some builtins have no signature; let them fail when called
+            signature = inspect.signature(handler)
+        except (TypeError, ValueError):
+            signature = None  # some builtins have no signature; let them fail when called
+        if signature is not None:
+            try:
+                signature.bind(object())
+            except TypeError:
+                raise ConfigurationError(
+                    f"activity {name}: a handler takes exactly one argument, the task; its "
+                    f"signature is {name.rsplit('.', 1)[-1]}{signature}"
+                ) from None
         key = (queue, type_)
+        queues = {activity.queue for activity in self._activities.values()} | {queue}
+        self._check_capacity(len(queues), self.config.max_concurrency)
         existing = self._activities.get(key)
         if existing is not None:
             scope = f"type {type_!r} on " if type_ else ""
@@ -282,10 +291,26 @@ class Worker:
                 f"activity {name}: {scope}{service.queue_name} {queue!r} is already handled "
                 f"by {existing.name}"
             )
-        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004 (async callable objects)
+        # An async function behind a plain decorator (functools.wraps) runs on the loop too; a
+        # plain function that returns an awaitable anyway has it awaited on the loop.
+        is_async = any(
+            inspect.iscoroutinefunction(candidate)
+            for candidate in (
+                handler,
+                getattr(handler, "__call__", None),  # noqa: B004 (async callable objects)
+                inspect.unwrap(handler) if inspect.isfunction(handler) else None,
+            )
         )
         self._activities[key] = Activity(queue, type_, handler, is_async, name)
+
+    def _check_capacity(self, queues: int, max_concurrency: int) -> None:
+        if queues > max_concurrency:
+            service = self.config.service
+            raise ConfigurationError(
+                f"max_concurrency={max_concurrency} is below the {queues} {service.queue_name}s "
+                f"registered: each {service.queue_name} keeps one poll (and so one slot) in "
+                f"flight, so at least {queues} are needed; raise max_concurrency"
+            )
 
     def _register_marked_methods(self) -> None:
         seen: set[str] = set()
@@ -372,10 +397,14 @@ class Worker:
             raise RuntimeError("this worker is already running")
         if not self._activities:
             raise ConfigurationError("no activity is registered: decorate a handler first")
+        config = self.config
+        self._check_capacity(
+            len({activity.queue for activity in self._activities.values()}),
+            config.max_concurrency,
+        )
         from pipeworker._events import combine
         from pipeworker._health import Operations
 
-        config = self.config
         activities = list(self._activities.values())
         # Metrics only when asked for (an endpoint, or the registry): none costs nothing per task.
         metrics = self._metrics
@@ -384,6 +413,10 @@ class Worker:
         observer = combine(metrics, self._observer)
         supervisor = Supervisor(config, activities, hooks=self, observer=observer)
         self._supervisor = supervisor
+        self.left_behind = ()
+        if self._stop_requested:
+            self._stop_requested = False
+            supervisor.stop()
         armed = ready if ready is not None else asyncio.Event()
         self._operations = operations = Operations(config, metrics)
         try:
@@ -392,21 +425,32 @@ class Worker:
         finally:
             self._supervisor = None
             self._operations = None
+            self.left_behind = tuple(supervisor.left_behind)
+        if self.left_behind:
+            log.warning(
+                "stopped, leaving behind: %s (the service may hand their tasks to another "
+                "runner while they still run)",
+                "; ".join(self.left_behind),
+            )
 
     async def stop(self) -> None:
         """Stop gracefully: no new polls, running tasks get ``shutdown_grace`` to finish.
 
-        Returns once the worker has stopped; called from a handler, it only asks for the stop
-        (waiting would wait for that handler itself).
+        Returns once the worker has stopped. Called from the worker's own code (a handler or a
+        hook), it only asks for the stop: waiting would wait for that code itself. Called before
+        :meth:`serve` has started, it is remembered: that serve() returns without polling.
         """
         supervisor = self._supervisor
         if supervisor is None:
+            self._stop_requested = True
             return
         supervisor.stop()
-        if not in_handler.get():
+        if not inside_worker.get():
             await supervisor.stopped.wait()
 
     async def __aenter__(self) -> Self:
+        if self._serving is not None or self._supervisor is not None:
+            raise RuntimeError("this worker is already running")
         ready = asyncio.Event()
         self._serving = serving = asyncio.create_task(self._serve(ready), name="pipeworker")
         waiter = asyncio.create_task(ready.wait())
@@ -434,44 +478,75 @@ class Worker:
         await serving
 
     def run(self) -> None:
-        """Run until SIGTERM or SIGINT, which start a graceful stop; a second SIGINT forces it.
+        """Run until SIGTERM or SIGINT, which start a graceful stop; a second signal forces it.
 
         Blocks; creates its own event loop. A forced stop cancels running tasks without
-        reporting them: the service reassigns them when their lease runs out.
+        reporting them: the service reassigns them when their lease runs out. Either way the
+        stop ends within ``shutdown_grace`` + ``shutdown_hard_deadline`` (about a second once
+        forced). If it had to leave handlers behind (they ignored their cancellation),
+        :attr:`left_behind` names them and run() returns without waiting for them; the process
+        should then exit, so that a task handed back to the service cannot run twice (the CLI
+        exits with code 1).
         """
-        asyncio.run(self._run_with_signals())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._run_with_signals())
+        finally:
+            try:
+                if not self.left_behind:
+                    # As asyncio.run() does; skipped when user code ignores cancellation,
+                    # which would make it wait for ever.
+                    _cancel_all_tasks(loop)
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                if not self.left_behind:
+                    loop.close()
+
+    def _request_stop(self, *, force: bool = False) -> None:
+        supervisor = self._supervisor
+        if supervisor is None:
+            self._stop_requested = True
+        elif force:
+            supervisor.force()
+        else:
+            supervisor.stop()
 
     async def _run_with_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        serving = asyncio.create_task(self._serve(None), name="pipeworker")
-        interrupts = 0
+        signals = 0
 
-        def graceful(signum: int) -> None:
-            nonlocal interrupts
-            if signum == signal.SIGINT:
-                interrupts += 1
-            if interrupts > 1:
-                log.warning("second interrupt: stopping now, running tasks are abandoned")
-                serving.cancel()
-            elif self._supervisor is not None:
-                log.info(
-                    "%s received: stopping gracefully (interrupt again to force)",
-                    signal.Signals(signum).name,
-                )
-                self._supervisor.stop()
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            name = signal.Signals(signum).name
+            if signals == 1:
+                log.info("%s received: stopping gracefully (signal again to force)", name)
+                self._request_stop()
+            else:
+                log.warning("%s received again: stopping now, running tasks are abandoned", name)
+                self._request_stop(force=True)
 
         installed = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
-                loop.add_signal_handler(signum, graceful, signum)
+                loop.add_signal_handler(signum, on_signal, signum)
                 installed.append(signum)
             except (NotImplementedError, RuntimeError):  # pragma: no cover (not the main thread)
                 pass
         try:
-            await serving
-        except asyncio.CancelledError:
-            if interrupts <= 1:
-                raise
+            await self._serve(None)
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

@@ -10,6 +10,7 @@ import pipeworker
 
 def test_all_is_pinned_and_sorted() -> None:
     assert pipeworker.__all__ == [
+        "CancelReason",
         "ConfigurationError",
         "DataPipeline",
         "LeaseLost",

@@ -258,11 +258,17 @@ class Service(abc.ABC):
             ``acknowledge``, ``report_progress``, ``finish``, ``canceled``, ``heartbeat``);
             methods absent are not paced. The worker paces its calls by them (see
             ``pipeworker._pacing``).
+        poll_stop: what a stop does to polls in flight. ``"abort"``: at once (right for a
+            service that offers an unacknowledged task again, as Data Pipeline does after its
+            acknowledgement window). ``"drain"``: they may return (and their task runs) until
+            the shutdown grace ends, then are aborted (right where a task handed to an aborted
+            poll waits for its timeout, as on SWF and Step Functions).
     """
 
     name: str = ""
     queue_name: str = "queue"
     lease_seconds: float = 300.0
+    poll_stop: Literal["abort", "drain"] = "drain"
     rate_limits: Mapping[str, RateLimit] = {}
 
     @property

@@ -86,6 +86,10 @@ MAX_POLL_ANSWER_BYTES = 32 << 20
 # 1 MiB also leaves room for any error page worth reading.
 MAX_REPORT_ANSWER_BYTES = 1 << 20
 
+# What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
+MAX_PROGRESS_FIELDS = 50
+MAX_PROGRESS_BYTES = 15_360
+
 ERROR_ID_LIMIT = 1024
 ERROR_MESSAGE_LIMIT = 1024  # the model sets none; the API page gives 4095 for the stack trace
 ERROR_STACK_LIMIT = 1024
@@ -146,6 +150,19 @@ def check_progress_fields(fields: Mapping[str, str | Ref]) -> list[str]:
     """What ReportTaskProgress would reject in *fields* (key and value lengths, characters)."""
     key_shape, value_shape = _field_shapes()
     problems: list[str] = []
+    if len(fields) > MAX_PROGRESS_FIELDS:
+        problems.append(
+            f"{len(fields)} fields in one report; an object holds at most {MAX_PROGRESS_FIELDS}"
+        )
+    size = sum(
+        len(key.encode("utf-8", "replace"))
+        + len((value.id if isinstance(value, Ref) else value).encode("utf-8", "replace"))
+        for key, value in fields.items()
+    )
+    if size > MAX_PROGRESS_BYTES:
+        problems.append(
+            f"the fields take {size:,} UTF-8 bytes; an object holds at most {MAX_PROGRESS_BYTES:,}"
+        )
     for key, value in fields.items():
         problems += check_value(key_shape, key, f"field name {key[:40]!r}")
         text = value.id if isinstance(value, Ref) else value
@@ -358,6 +375,9 @@ class DataPipeline(_aws.TransportSwitch, Service):
     name = SERVICE
     queue_name = "worker group"
     rate_limits = RATE_LIMITS
+    # A task handed to an aborted poll is offered again after the 2-minute acknowledgement
+    # window, so a stop need not wait out a 90 s hold.
+    poll_stop = "abort"
 
     def __init__(
         self,

@@ -38,3 +38,22 @@ def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ``no_backoff`` (not autouse here: only tests whose faults would make them wait ask for it),
 # ``service``, ``make_service`` and ``dp`` are the shared fixtures of ``tests/conftest.py``.
+
+
+@pytest.fixture
+def make_worker() -> Any:
+    """``make_worker(**settings)``: a Data Pipeline worker with short intervals (not the poll
+    hold, which is the service's) and fake credentials; give it ``endpoint_url``."""
+    from pipeworker import Worker
+
+    def make(cls: type[Worker] = Worker, **settings: Any) -> Worker:
+        defaults: dict[str, Any] = {
+            "region": "us-east-1",
+            "progress_interval": 0.2,
+            "heartbeat_interval": 0.2,
+            "shutdown_grace": 1.0,
+            "max_concurrency": 4,
+        }
+        return cls(**{**defaults, **settings})
+
+    return make

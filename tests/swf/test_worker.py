@@ -17,6 +17,7 @@ from pipeworker import SWF, TaskFailed, ValidationError, Worker
 from pipeworker.local import LocalConfig, LocalService
 from pipeworker.services.base import TRUNCATION_MARKER
 from pipeworker.services.swf import ActivityTask, ActivityType, WorkflowExecution
+from pipeworker.task import CancelReason
 
 from .conftest import DOMAIN, TASK_LIST, eventually, settled, task_of
 
@@ -148,8 +149,9 @@ async def test_heartbeat_timeout_loses_the_lease_and_cancels_the_handler(
         started.set()
         try:
             await asyncio.sleep(30)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             cancelled.append(task.cancel_reason)
+            cancelled.append(str(exc.args[0]))  # the cancellation's message says why
             raise
 
     async with worker:
@@ -160,9 +162,9 @@ async def test_heartbeat_timeout_loses_the_lease_and_cancels_the_handler(
         await eventually(lambda: bool(cancelled))
 
     assert task_of(service, "t1")["status"] == "TIMED_OUT"
-    assert cancelled[0] is not None
-    assert cancelled[0].startswith("lease lost")
-    assert "UnknownResourceFault" in cancelled[0]
+    assert cancelled[0] is CancelReason.LEASE_LOST
+    assert cancelled[1].startswith("lease lost")
+    assert "UnknownResourceFault" in cancelled[1]
     for answer in ("Completed", "Failed", "Canceled"):  # nothing more was sent
         assert calls(service, f"RespondActivityTask{answer}") == 0
 

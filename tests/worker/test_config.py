@@ -140,7 +140,8 @@ def test_handler_that_cannot_take_a_task_is_refused() -> None:
     async def generator(task: Task):  # type: ignore[no-untyped-def]
         yield
 
-    with pytest.raises(ConfigurationError, match=r"activity .*no_arguments: a handler must accept"):
+    takes_one = r"activity .*no_arguments: a handler takes exactly one argument, the task"
+    with pytest.raises(ConfigurationError, match=takes_one):
         worker.activity("wg-1")(no_arguments)
     with pytest.raises(ConfigurationError, match="not a generator"):
         worker.activity("wg-1")(generator)

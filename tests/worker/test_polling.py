@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from pipeworker import DataPipeline, Task, Worker
 from pipeworker.local import LocalService
 from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
-from tests.helpers import activities, eventually, start_pipeline
+from tests.helpers import activities, calls, eventually, start_pipeline
 
 
 class CountingPolls(DataPipeline):
@@ -46,24 +46,31 @@ class CountingPolls(DataPipeline):
             yield connection
 
 
-async def test_one_worker_group_has_as_many_polls_in_flight_as_free_slots(
-    make_service: Callable[..., Awaitable[LocalService]],
-    make_worker: Callable[..., Worker],
-    transport: str,
+async def test_an_idle_worker_group_holds_one_poll_and_a_busy_one_scales_up(
+    dp: Any, service: LocalService, make_worker: Callable[..., Worker], transport: str
 ) -> None:
-    held = await make_service(poll_hold=1.0)
-    service = CountingPolls(transport=transport)
-    worker = make_worker(service=service, endpoint_url=held.endpoint_url, max_concurrency=5)
+    counting = CountingPolls(transport=transport)
+    worker = make_worker(service=counting, max_concurrency=5)
+    release = asyncio.Event()
 
-    @worker.activity("wg-many-polls")
+    @worker.activity("wg-scaling")
     async def handle(task: Task) -> None:
-        pass
+        counting.running += 1
+        try:
+            await release.wait()
+        finally:
+            counting.running -= 1
 
     async with worker:
-        await eventually(lambda: service.in_flight == 5, within=0.9)
-        await asyncio.sleep(0.2)
-        assert service.in_flight == 5
-    assert service.peak == 5
+        # Idle: one poll in flight, poll hold after poll hold, never more.
+        polls = calls(service, "PollForTask")
+        await eventually(lambda: calls(service, "PollForTask") >= polls + 3)
+        assert counting.peak == 1
+        # Busy: each poll that brings a task allows one more, up to the free slots.
+        await start_pipeline(dp, activities("wg-scaling", "A", "B", "C", "D"))
+        await eventually(lambda: counting.running == 4)
+        assert counting.busiest <= 5
+        release.set()
 
 
 async def test_polls_never_outnumber_the_free_slots(
@@ -87,6 +94,9 @@ async def test_polls_never_outnumber_the_free_slots(
         await asyncio.sleep(0.4)  # longer than a poll hold: the free slot keeps polling
         assert counting.in_flight == 1
         release.set()
-        await eventually(lambda: counting.in_flight == 4)
-    assert counting.peak == 4
+        # The work is done: polls come back empty and fall back to one.
+        await eventually(lambda: counting.running == 0)
+        polls = calls(service, "PollForTask")
+        await eventually(lambda: calls(service, "PollForTask") >= polls + 6)
+        assert counting.in_flight == 1
     assert counting.busiest <= 4
