@@ -19,6 +19,7 @@ __all__ = [
     "FAST",
     "activities",
     "attempts",
+    "by_component",
     "calls",
     "client_config",
     "eventually",
@@ -93,6 +94,11 @@ def activities(group: str, *names: str, **default_fields: Any) -> list[dict[str,
         ),
         *(obj(name, type="ShellCommandActivity", command=f"run {name}") for name in names),
     ]
+
+
+def by_component(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Attempts (as :func:`attempts` returns them) by the name of their activity."""
+    return {a["@instanceParent"]["ref"].split("_")[0][1:]: a for a in found}
 
 
 async def start_pipeline(dp: Any, objects: list[dict[str, Any]], **put: Any) -> str:

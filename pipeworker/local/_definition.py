@@ -199,22 +199,28 @@ def _seconds(text: str) -> float | None:
         return None
 
 
+def object_limits(fields: Mapping[str, Sequence[Value]]) -> list[str]:
+    """What breaks the service's per-object limits: 50 fields, 15,360 UTF-8 bytes."""
+    problems: list[str] = []
+    if len(fields) > MAX_FIELDS:
+        problems.append(f"Object has {len(fields)} fields; the limit is {MAX_FIELDS}")
+    size = sum(
+        len(key.encode()) + len((v.id if isinstance(v, Ref) else v).encode())
+        for key, values in fields.items()
+        for v in values
+    )
+    if size > MAX_OBJECT_BYTES:
+        problems.append(f"Object is {size} bytes (UTF-8); the limit is {MAX_OBJECT_BYTES}")
+    return problems
+
+
 def _check_component(
     component: Component,
     by_id: Mapping[str, Component],
     fields: Mapping[str, Sequence[Value]],
     parameters: Mapping[str, str],
 ) -> list[str]:
-    problems: list[str] = []
-    if len(component.fields) > MAX_FIELDS:
-        problems.append(f"Object has {len(component.fields)} fields; the limit is {MAX_FIELDS}")
-    size = sum(
-        len(key.encode()) + len((v.id if isinstance(v, Ref) else v).encode())
-        for key, values in component.fields.items()
-        for v in values
-    )
-    if size > MAX_OBJECT_BYTES:
-        problems.append(f"Object is {size} bytes (UTF-8); the limit is {MAX_OBJECT_BYTES}")
+    problems = object_limits(component.fields)
     for key, values in component.fields.items():
         for value in values:
             if isinstance(value, Ref):

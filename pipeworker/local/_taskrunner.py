@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from pipeworker.local._activation import pipeline_lookup
-from pipeworker.local._definition import fields_to_wire
+from pipeworker.local._definition import fields_to_wire, object_limits
 from pipeworker.local._errors import (
     ApiError,
     invalid_request,
@@ -111,12 +111,19 @@ class TaskRunnerApi:
         if task.cancel_requested:
             return {"canceled": True}
         attempt = task.attempt
+        updated = dict(attempt.fields)
         for field in params.get("fields") or ():
             key = field["key"]
             if key.startswith(_RESERVED_PREFIX):
                 continue
             ref = field.get("refValue")
-            attempt.fields[key] = [Ref(ref) if ref is not None else field.get("stringValue", "")]
+            updated[key] = [Ref(ref) if ref is not None else field.get("stringValue", "")]
+        problems = object_limits({k: v for k, v in updated.items() if not k.startswith("@")})
+        if problems:
+            # As the service: the attempt object would break its limits; nothing is applied
+            # (the lease is not renewed either).
+            raise invalid_request(f"Fields not accepted for {attempt.id}: {'; '.join(problems)}")
+        attempt.fields = updated
         attempt.stamp("reportProgressTime")
         self.scheduler.progress(task)
         return {"canceled": False}

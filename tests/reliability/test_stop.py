@@ -187,37 +187,39 @@ async def test_sigterm_during_on_startup_is_honoured(tmp_path: Path) -> None:
 async def test_final_statuses_being_retried_during_a_stop_have_a_deadline(
     make_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = LocalService(PRODUCTION_HOLD)
-    await service.start()
-    endpoint = service.endpoint_url
-    worker = make_worker(endpoint_url=endpoint, shutdown_grace=1.0, shutdown_hard_deadline=1.0)
-    started = asyncio.Event()
-    finish = asyncio.Event()
+    async with LocalService(PRODUCTION_HOLD) as service:
+        worker = make_worker(
+            endpoint_url=service.endpoint_url, shutdown_grace=1.0, shutdown_hard_deadline=1.0
+        )
+        started = asyncio.Event()
+        finish = asyncio.Event()
 
-    @worker.activity("wg-down")
-    async def handle(task: Task) -> None:
-        started.set()
-        await finish.wait()
+        @worker.activity("wg-down")
+        async def handle(task: Task) -> None:
+            started.set()
+            await finish.wait()
 
-    async with _client(endpoint) as dp:
-        await start_pipeline(dp, activities("wg-down", "Doomed"))
-    serving = asyncio.create_task(worker.serve())
-    try:
-        await asyncio.wait_for(started.wait(), 10)
-        await service.stop()  # the service goes down: the FINISHED status cannot land
-        finish.set()
-        await asyncio.sleep(0.3)
-        began = time.monotonic()
-        with caplog.at_level(logging.ERROR, logger="pipeworker"):
-            await asyncio.wait_for(worker.stop(), 10)
-        took = time.monotonic() - began
-        await asyncio.wait_for(serving, 5)
-    finally:
-        serving.cancel()
+        async with _client(service.endpoint_url) as dp:
+            await start_pipeline(dp, activities("wg-down", "Doomed"))
+        serving = asyncio.create_task(worker.serve())
+        try:
+            await asyncio.wait_for(started.wait(), 10)
+            service.configure_faults(error_rate=1.0)  # the service is down: every call a 500
+            finish.set()
+            await eventually(lambda: service.stats()["faults"].get("error", 0) >= 2)
+            began = time.monotonic()
+            with caplog.at_level(logging.ERROR, logger="pipeworker"):
+                await asyncio.wait_for(worker.stop(), 10)
+            took = time.monotonic() - began
+            await asyncio.wait_for(serving, 5)
+        finally:
+            serving.cancel()
     assert took < 4.0
-    undelivered = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
-    assert undelivered and "FINISHED" in undelivered[0], caplog.text
-    assert worker.left_behind
+    undelivered = [r for r in caplog.records if "not delivered" in r.getMessage()]
+    assert undelivered, caplog.text
+    assert undelivered[0].levelno == logging.ERROR
+    assert "FINISHED" in undelivered[0].getMessage()
+    assert any("FINISHED status was not delivered" in line for line in worker.left_behind)
 
 
 @pytest.mark.parametrize("hook", ["on_startup", "on_task_end", "on_shutdown"])

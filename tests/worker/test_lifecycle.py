@@ -15,15 +15,12 @@ from pipeworker.local import LocalService
 from tests.helpers import (
     activities,
     attempts,
+    by_component,
     calls,
     eventually,
     start_pipeline,
     statuses,
 )
-
-
-def by_component(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {a["@instanceParent"]["ref"].split("_")[0][1:]: a for a in found}
 
 
 async def test_heartbeat_carries_the_runner_and_terminate_stops_it_gracefully(
