@@ -364,7 +364,7 @@ async def test_the_acknowledgement_is_sent_before_the_handler_starts(
         @worker.activity("wg-ack")
         async def blocking(task: Task) -> None:
             acked_first.append(calls(svc, "ReportTaskProgress") >= 1)
-            time.sleep(1.5)  # the mistake: blocks the event loop
+            time.sleep(1.5)  # noqa: ASYNC251 (the mistake under test: it blocks the loop)
 
         async with get_session().create_client(
             "datapipeline", region_name="us-east-1", endpoint_url=svc.endpoint_url
@@ -467,7 +467,8 @@ async def test_a_lease_near_zero_is_reported_at_the_floor_not_in_a_spin(
     pipeline_id = await start_pipeline(dp, activities("wg-zero", "Tight"))
     await _run_until_done(worker, dp, pipeline_id, 1)
     # One second at the 0.05 s floor (with jitter) is about 20 reports, not thousands.
-    assert counted and 5 <= counted[0] < 40, counted
+    assert counted
+    assert 5 <= counted[0] < 40, counted
 
 
 @pytest.mark.parametrize("setting", ["progress_interval", "heartbeat_interval"])
