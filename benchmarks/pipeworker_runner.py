@@ -110,6 +110,9 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     async def noop(task: Task) -> None:
         pass
 
+    if args.idle_group:
+        runner.activity(args.idle_group)(noop)  # a second worker group that never has work
+
     serving = asyncio.create_task(runner.serve())
     await runner.started.wait()
     wall, cpu = time.perf_counter(), cpu_seconds()
@@ -236,6 +239,7 @@ def main() -> None:
         "--mode", default="throughput", choices=["throughput", "endurance", "scale", "pickup"]
     )
     parser.add_argument("--window", type=int, default=10_000)
+    parser.add_argument("--idle-group", help="also poll this worker group, which has no work")
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--intervals", type=float, default=3.0)
     args = parser.parse_args()

@@ -70,7 +70,7 @@ def make_config(
     max_concurrency: int = 10,
     progress_interval: float | timedelta = 60.0,
     heartbeat_interval: float | timedelta = 900.0,
-    shutdown_grace: float | timedelta = 30.0,
+    shutdown_grace: float | timedelta = 25.0,
     shutdown_hard_deadline: float | timedelta = 5.0,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",

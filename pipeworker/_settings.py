@@ -161,7 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
         ("--shutdown-grace",),
         _seconds,
         "SECONDS",
-        "seconds running tasks get to finish after a stop is asked for (Worker default: 30)",
+        "seconds running tasks get to finish after a stop is asked for (Worker default: 25)",
         "shutdown_grace",
     ),
     Setting(

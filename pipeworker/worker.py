@@ -144,7 +144,8 @@ class Worker:
             jittered by ±10%; default 60. Must stay well inside the service's lease.
         heartbeat_interval: seconds between runner heartbeats; default 900 (15 minutes).
         shutdown_grace: seconds running tasks get to finish after a stop is requested, before
-            they are cancelled and reported FAILED with ``RunnerShutdown``; default 30.
+            they are cancelled and reported FAILED with ``RunnerShutdown``; default 25 (with the
+            hard deadline, Kubernetes' default 30 s termination period).
         shutdown_hard_deadline: seconds after the grace for cancelled handlers to end and final
             statuses to land; default 5. Then the stop gives up: handlers that ignore their
             cancellation are named and left behind, undelivered statuses are logged at ERROR,
@@ -193,7 +194,7 @@ class Worker:
         max_concurrency: int = 10,
         progress_interval: float | timedelta = 60.0,
         heartbeat_interval: float | timedelta = 900.0,
-        shutdown_grace: float | timedelta = 30.0,
+        shutdown_grace: float | timedelta = 25.0,
         shutdown_hard_deadline: float | timedelta = 5.0,
         observer: Observer | None = None,
         http_port: int | None = None,

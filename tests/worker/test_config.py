@@ -20,7 +20,7 @@ def test_defaults_are_normalised_once() -> None:
     assert config.max_concurrency == 10
     assert config.progress_interval == 60.0
     assert config.heartbeat_interval == 900.0
-    assert config.shutdown_grace == 30.0
+    assert config.shutdown_grace == 25.0
     assert config.taskrunner_id.startswith("pipeworker-")
     assert config.hostname
     assert isinstance(config.service, DataPipeline)
