@@ -145,7 +145,7 @@ class TaskScopes:
         cancel_patience: float,
         hooks: Hooks,
         observer: Observer,
-        task_class: type[Task],
+        task_class: Callable[[ReceivedTask, Connection], Task],
         call_failed: Callable[[BaseException], None],
         running: dict[Task, asyncio.Task[Outcome | None]],
         give_up: asyncio.Event,

@@ -32,20 +32,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import inspect
 import itertools
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeworker._supervisor import outcome_of
-from pipeworker.exceptions import RequestRejected
+from pipeworker.exceptions import LeaseLost, RequestRejected
 from pipeworker.services.base import Connection, FieldValue, Outcome, ReceivedTask, Ref
 from pipeworker.task import CancelReason, Task
 
 if TYPE_CHECKING:
+    from pipeworker._events import Hooks
+    from pipeworker._scope import TaskScopes
     from pipeworker.local import LocalConfig, LocalService
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "serve_in_thread",
 ]
 
-CANCELED_BY_SERVICE = CancelReason.SERVICE
 _ids = itertools.count(1)
 
 
@@ -80,6 +78,11 @@ class HandlerResult:
     evaluated: list[str] = field(default_factory=list)
 
     @property
+    def result(self) -> Any:
+        """What the handler returned (services with results, such as SWF, send it)."""
+        return None if self.outcome is None else self.outcome.result
+
+    @property
     def status(self) -> str | None:
         """``"FINISHED"``, ``"FAILED"``, ``"FALSE"``, or None when nothing would be reported."""
         return None if self.outcome is None else self.outcome.status
@@ -93,26 +96,46 @@ class HandlerResult:
         return merged
 
 
-class _FakeConnection(Connection):
-    """The service behind a harness task: answers expressions and checks progress fields."""
+class _RecordingConnection(Connection):
+    """The service behind a harness task: records what the task's scope sends, answers
+    expressions, checks progress fields against the real service's limits, and takes the task
+    back when the test cancels it."""
 
     def __init__(self, expressions: Mapping[str, str] | Callable[[str], str]) -> None:
         self.expressions = expressions
         self.evaluated: list[str] = []
+        self.progress: list[dict[str, str | Ref]] = []
+        self.reported = asyncio.Event()
+        self.acknowledged = False
+        self.outcome: Outcome | None = None
+        self.cancel_confirmed = False
+        self.take_back: CancelReason | None = None  # answered at the next report
 
     async def poll(self, queue: str) -> ReceivedTask | None:  # pragma: no cover (unused)
         return None
 
-    async def acknowledge(self, task: ReceivedTask) -> bool:  # pragma: no cover (unused)
-        return False
+    async def acknowledge(self, task: ReceivedTask) -> bool:
+        self.acknowledged = True
+        return self._answer(task)
 
     async def report_progress(
         self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
-    ) -> bool:  # pragma: no cover (unused)
-        return False
+    ) -> bool:
+        if fields:
+            self.progress.append(dict(fields))
+            self.reported.set()
+        return self._answer(task)
 
-    async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:  # pragma: no cover
-        return None
+    def _answer(self, task: ReceivedTask) -> bool:
+        if self.take_back is CancelReason.LEASE_LOST:
+            raise LeaseLost("the test took the lease back", operation="ReportTaskProgress")
+        return self.take_back is CancelReason.SERVICE
+
+    async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    async def canceled(self, task: ReceivedTask) -> None:
+        self.cancel_confirmed = True
 
     async def heartbeat(self, queue: str) -> bool:  # pragma: no cover (unused)
         return False
@@ -138,6 +161,13 @@ class _FakeConnection(Connection):
         return check_progress_fields(fields)
 
 
+class _NoHooks:
+    async def on_startup(self) -> None: ...
+    async def on_shutdown(self) -> None: ...
+    async def on_task_start(self, task: Task) -> None: ...
+    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
+
+
 def _normalise(fields: Mapping[str, Any]) -> dict[str, FieldValue]:
     result: dict[str, FieldValue] = {}
     for key, value in fields.items():
@@ -151,7 +181,11 @@ def _normalise(fields: Mapping[str, Any]) -> dict[str, FieldValue]:
 
 
 class TaskHarness:
-    """One task, built by hand, and a handler run against it the way the worker runs it.
+    """One task, built by hand, and a handler run against it by the worker's own task scope.
+
+    The handler runs exactly as a worker runs it (``pipeworker._scope``): the acknowledgement,
+    progress reports on a cadence, the hooks, the outcome decision and the final status; only the
+    service behind it is a recording fake.
 
     Args:
         fields: the activity's fields (``{"table": "users", "input": Ref("MyS3Node")}``);
@@ -165,6 +199,8 @@ class TaskHarness:
         pipeline_id: the task's pipeline id.
         attempt_id: the attempt object's id; the fields are on this object.
         progress_interval: seconds between two progress reports while the handler runs.
+        hooks: a :class:`~pipeworker.Worker` (or anything with its hooks) whose
+            ``on_task_start`` and ``on_task_end`` run around the handler, as in the worker.
     """
 
     def __init__(
@@ -178,6 +214,7 @@ class TaskHarness:
         pipeline_id: str = "df-TESTPIPELINE",
         attempt_id: str | None = None,
         progress_interval: float = 0.01,
+        hooks: Hooks | None = None,
     ) -> None:
         number = next(_ids)
         attempt = attempt_id or f"@TestActivity_2026-01-01T00:00:00_Attempt={number}"
@@ -188,7 +225,7 @@ class TaskHarness:
         if type is not None:
             own.setdefault("type", type)
         all_objects[attempt] = own
-        received = ReceivedTask(
+        self._received = ReceivedTask(
             id=f"test-task-{number}",
             queue=worker_group,
             pipeline_id=pipeline_id,
@@ -196,23 +233,27 @@ class TaskHarness:
             objects=all_objects,
             type=type,
         )
-        self.connection = _FakeConnection(expressions or {})
-        self.task = Task(received, self.connection)
+        self.connection = _RecordingConnection(expressions or {})
+        self.task = Task(self._received, self.connection)
         """The task the handler is given."""
-        self.progress: list[dict[str, str | Ref]] = []
-        """Progress reports so far."""
         self._interval = progress_interval
+        self._hooks: Hooks = hooks if hooks is not None else _NoHooks()
         self._runner: asyncio.Task[HandlerResult] | None = None
-        self._reported = asyncio.Event() if _has_loop() else None
+        self._scopes: TaskScopes | None = None
+        self._error: BaseException | None = None
 
-    def start(self, handler: Callable[[Task], Awaitable[None] | None]) -> None:
+    @property
+    def progress(self) -> list[dict[str, str | Ref]]:
+        """Progress reports so far (each report's fields)."""
+        return self.connection.progress
+
+    def start(self, handler: Callable[[Task], Any]) -> None:
         """Start *handler* on the task in the background; :meth:`wait` or :meth:`cancel` next."""
         if self._runner is not None:
             raise RuntimeError("this harness already ran a handler; make a new one")
-        self._reported = asyncio.Event()
         self._runner = asyncio.create_task(self._run(handler), name=f"harness-{self.task.id}")
 
-    async def run(self, handler: Callable[[Task], Awaitable[None] | None]) -> HandlerResult:
+    async def run(self, handler: Callable[[Task], Any]) -> HandlerResult:
         """Run *handler* on the task to its end and return how it ended."""
         self.start(handler)
         return await self.wait()
@@ -229,83 +270,94 @@ class TaskHarness:
         Raises:
             TimeoutError: no report within *within* seconds.
         """
-        if self._reported is None or self._runner is None:
+        if self._runner is None:
             raise RuntimeError("no handler started: call start(handler) first")
         async with asyncio.timeout(within):
             while not self.progress:
                 if self._runner.done():
                     raise AssertionError("the handler ended without reporting progress")
-                waiter = asyncio.ensure_future(self._reported.wait())
+                waiter = asyncio.ensure_future(self.connection.reported.wait())
                 await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
         return self.progress[-1]
 
-    async def cancel(self, reason: CancelReason | str = CANCELED_BY_SERVICE) -> HandlerResult:
-        """Cancel the running handler as the service would (``canceled: true``); return the result.
+    async def cancel(self, reason: CancelReason | str = CancelReason.SERVICE) -> HandlerResult:
+        """Cancel the running handler; return the result.
 
-        An async handler sees :class:`asyncio.CancelledError`; a sync one sees ``task.cancelled``
-        turn True and is waited for. With the default *reason* the outcome is None: a cancelled
-        task sends no status.
+        With the default reason, as the service's ``canceled: true`` (answered at the next
+        report): nothing is reported. ``CancelReason.LEASE_LOST``: the next report finds the
+        lease lost, and nothing is reported. ``CancelReason.SHUTDOWN``: as a worker's stop after
+        its grace, the task is reported FAILED ``RunnerShutdown``. An async handler sees
+        :class:`asyncio.CancelledError`; a sync one sees ``task.cancelled`` turn True.
         """
         if self._runner is None:
             raise RuntimeError("no handler started: call start(handler) first")
-        self.task._cancel(CancelReason(reason))
-        handler = self._handler
-        # A thread cannot be interrupted: a sync handler sees task.cancelled and is waited for.
-        if handler is not None and not handler.done() and self._is_async:
-            handler.cancel(reason)
+        reason = CancelReason(reason)
+        if reason in (CancelReason.SERVICE, CancelReason.LEASE_LOST):
+            self.connection.take_back = reason
+        else:
+            while self._scopes is None or self.task not in self._scopes.running:
+                if self._runner.done():
+                    return await self.wait()
+                await asyncio.sleep(0)
+            self._scopes.cancel(self.task, self._scopes.running[self.task], reason)
         return await self.wait()
 
-    _handler: asyncio.Future[Any] | None = None
-    _is_async = True
+    async def _run(self, handler: Callable[[Task], Any]) -> HandlerResult:
+        from pipeworker._events import Observer
+        from pipeworker._scope import TaskScopes
+        from pipeworker.worker import Activity, is_async
 
-    def _flush(self) -> None:
-        pending = self.task._take_pending()
-        if pending:
-            self.progress.append(dict(pending))
-            if self._reported is not None:
-                self._reported.set()
+        recorded = self._record_errors(handler)
+        name = getattr(handler, "__qualname__", None) or repr(handler)
+        activity = Activity(self._received.queue, None, recorded, is_async(handler), name)
+        self._scopes = TaskScopes(
+            self.connection,
+            routes={self._received.queue: {None: activity}},
+            progress_interval=self._interval,
+            cancel_patience=5.0,
+            hooks=self._hooks,
+            observer=Observer(),
+            task_class=lambda received, connection: self.task,
+            call_failed=lambda error: None,
+            running={},
+            give_up=asyncio.Event(),
+        )
+        thread = await self._scopes.run(self._received)
+        if thread is not None:
+            # A cancelled plain-function handler runs on in its thread: a test wants to see
+            # what it did, so wait for it (the worker would keep its slot meanwhile).
+            await asyncio.wait((thread,))
+        return HandlerResult(
+            self.connection.outcome,
+            list(self.progress),
+            self._error,
+            list(self.connection.evaluated),
+        )
 
-    async def _run(self, handler: Callable[[Task], Awaitable[None] | None]) -> HandlerResult:
-        running: asyncio.Future[Any]
-        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004 (async callable objects)
-        ):
-            running = asyncio.ensure_future(handler(self.task))  # type: ignore[arg-type]
-        else:
-            self._is_async = False
-            context = contextvars.copy_context()
-            running = asyncio.get_running_loop().run_in_executor(
-                None, context.run, handler, self.task
-            )
-        self._handler = running
-        error: BaseException | None = None
-        try:
-            while not running.done():
-                await asyncio.wait({running}, timeout=self._interval)
-                self._flush()
-            running.result()
-        except asyncio.CancelledError as exc:
-            if self.task.cancel_reason is None:
-                raise  # the test itself was cancelled
-            error = exc
-        except Exception as exc:
-            error = exc
-        finally:
-            self._flush()
-        if error is None:
-            outcome: Outcome | None = (
-                None if self.task.cancel_reason == CANCELED_BY_SERVICE else Outcome.finished()
-            )
-        elif isinstance(error, asyncio.CancelledError):
-            outcome = (
-                None
-                if self.task.cancel_reason == CANCELED_BY_SERVICE
-                else Outcome.failed("RunnerShutdown", str(self.task.cancel_reason))
-            )
-        else:
-            outcome = outcome_of(error)
-        return HandlerResult(outcome, list(self.progress), error, list(self.connection.evaluated))
+    def _record_errors(self, handler: Callable[[Task], Any]) -> Callable[[Task], Any]:
+        # The scope turns what a handler raises into an outcome; the kit also hands it back.
+        from pipeworker.worker import is_async
+
+        if is_async(handler):
+
+            async def recorded_async(task: Task) -> Any:
+                try:
+                    return await handler(task)
+                except BaseException as exc:
+                    self._error = exc
+                    raise
+
+            return recorded_async
+
+        def recorded(task: Task) -> Any:
+            try:
+                return handler(task)
+            except BaseException as exc:
+                self._error = exc
+                raise
+
+        return recorded
 
 
 def _has_loop() -> bool:
@@ -317,13 +369,14 @@ def _has_loop() -> bool:
 
 
 async def run_handler(
-    handler: Callable[[Task], Awaitable[None] | None],
+    handler: Callable[[Task], Any],
     *,
     fields: Mapping[str, Any] | None = None,
     objects: Mapping[str, Mapping[str, Any]] | None = None,
     expressions: Mapping[str, str] | Callable[[str], str] | None = None,
     worker_group: str = "test-group",
     type: str | None = None,
+    hooks: Hooks | None = None,
 ) -> HandlerResult:
     """Run *handler* once on a hand-built task and return how it ended.
 
@@ -336,6 +389,7 @@ async def run_handler(
         expressions=expressions,
         worker_group=worker_group,
         type=type,
+        hooks=hooks,
     )
     return await harness.run(handler)
 

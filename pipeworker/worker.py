@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pipeworker._metrics import Metrics
     from pipeworker._pacing import RateLimitSetting
 
-__all__ = ["Activity", "Handler", "Worker", "WorkerConfig"]
+__all__ = ["Activity", "Handler", "Worker", "WorkerConfig", "is_async"]
 
 log = logging.getLogger("pipeworker.worker")
 
@@ -75,6 +75,22 @@ class Activity:
     handler: Handler
     is_async: bool
     name: str
+
+
+def is_async(handler: Callable[..., Any]) -> bool:
+    """Whether *handler* runs on the loop (coroutine functions, async callables, and async
+    functions behind ``functools.wraps``) rather than in a thread.
+
+    A plain function that returns an awaitable anyway has it awaited on the loop.
+    """
+    return any(
+        inspect.iscoroutinefunction(candidate)
+        for candidate in (
+            handler,
+            getattr(handler, "__call__", None),  # noqa: B004 (async callable objects)
+            inspect.unwrap(handler) if inspect.isfunction(handler) else None,
+        )
+    )
 
 
 class _Decorate(Protocol):
@@ -292,17 +308,7 @@ class Worker:
                 f"activity {name}: {scope}{service.queue_name} {queue!r} is already handled "
                 f"by {existing.name}"
             )
-        # An async function behind a plain decorator (functools.wraps) runs on the loop too; a
-        # plain function that returns an awaitable anyway has it awaited on the loop.
-        is_async = any(
-            inspect.iscoroutinefunction(candidate)
-            for candidate in (
-                handler,
-                getattr(handler, "__call__", None),  # noqa: B004 (async callable objects)
-                inspect.unwrap(handler) if inspect.isfunction(handler) else None,
-            )
-        )
-        self._activities[key] = Activity(queue, type_, handler, is_async, name)
+        self._activities[key] = Activity(queue, type_, handler, is_async(handler), name)
 
     def _check_capacity(self, queues: int, max_concurrency: int) -> None:
         if queues > max_concurrency:

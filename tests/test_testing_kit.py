@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from pipeworker import PreconditionNotMet, Ref, Task, TaskFailed, ValidationError, Worker
+from pipeworker import (
+    CancelReason,
+    Outcome,
+    PreconditionNotMet,
+    Ref,
+    Task,
+    TaskFailed,
+    ValidationError,
+    Worker,
+)
 from pipeworker.testing import LocalEndpoint, TaskHarness, local_service, run_handler
 
 __all__ = ["local_service"]  # the fixture, imported as a user's conftest.py would
@@ -193,3 +202,41 @@ async def test_local_service_fixture_runs_a_worker(local_service: LocalEndpoint)
     async with worker:
         await asyncio.wait_for(done.wait(), 10)
     assert local_service.call_soon(lambda: local_service.service.stats()["calls"]["SetTaskStatus"])
+
+
+async def test_the_kit_runs_the_workers_own_task_scope_hooks_and_return_value_included() -> None:
+    # One outcome path for the worker and the kit: the hooks run around the handler, what it
+    # returns reaches the outcome, and the task is acknowledged before the handler starts.
+    seen: list[str] = []
+
+    class Hooked(Worker):
+        async def on_task_start(self, task: Task) -> None:
+            seen.append(f"start {task.id}")
+
+        async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+            seen.append(f"end {outcome.status if outcome else None}")
+
+    harness = TaskHarness(hooks=Hooked())
+
+    async def handler(task: Task) -> dict[str, int]:
+        assert harness.connection.acknowledged
+        seen.append("handler")
+        return {"rows": 3}
+
+    result = await harness.run(handler)
+    assert result.result == {"rows": 3}
+    assert seen == [f"start {harness.task.id}", "handler", "end FINISHED"]
+
+
+async def test_the_kit_reports_a_handler_cancelled_by_a_shutdown_as_the_worker_does() -> None:
+    harness = TaskHarness()
+
+    async def handler(task: Task) -> None:
+        await asyncio.sleep(30)
+
+    harness.start(handler)
+    await asyncio.sleep(0.05)
+    result = await harness.cancel(CancelReason.SHUTDOWN)
+    assert result.status == "FAILED"
+    assert result.outcome is not None
+    assert result.outcome.error_id == "RunnerShutdown"
