@@ -331,3 +331,61 @@ async def test_heartbeat_details_and_progress_fields_are_checked_in_the_handler(
 
     assert task_of(service, "v1")["status"] == "COMPLETED"
     assert len(errors) == 2
+
+
+async def test_a_stop_lets_swf_polls_return_until_the_grace_ends_then_aborts_them(
+    transport: Literal["lean", "aiobotocore"],
+) -> None:
+    # SWF's real 60 s hold. A poll in flight when the stop comes may still return a task within
+    # the grace (a task delivered to an aborted SWF poll would wait for its timeout); once the
+    # grace ends, the polls left are aborted rather than waited for.
+    async with LocalService(LocalConfig(time_scale=0.001)) as held:
+        async with get_session().create_client(
+            "swf", region_name="us-east-1", endpoint_url=held.endpoint_url
+        ) as swf:
+            await swf.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
+            await swf.register_activity_type(
+                domain=DOMAIN, name="late", version="1", defaultTaskList={"name": TASK_LIST}
+            )
+        worker = Worker(
+            service=SWF(domain=DOMAIN, transport=transport),
+            endpoint_url=held.endpoint_url,
+            region="us-east-1",
+            shutdown_grace=2.0,
+            max_concurrency=1,
+        )
+        ran: list[str] = []
+
+        @worker.activity(TASK_LIST)
+        async def late(task: ActivityTask) -> str:
+            ran.append(task.activity_id)
+            return "done"
+
+        async with worker:
+            await eventually(lambda: held.stats()["calls"].get("PollForActivityTask", 0) == 1)
+            began = time.monotonic()
+            stopping = asyncio.create_task(worker.stop())
+            await asyncio.sleep(0.2)
+            held.schedule_activity_task(DOMAIN, ("late", "1"), activity_id="l1")
+            await asyncio.wait_for(stopping, 10)
+            took = time.monotonic() - began
+        assert ran == ["l1"]  # the poll in flight returned it within the grace, and it ran
+        assert task_of(held, "l1")["status"] == "COMPLETED"
+        assert took < 2.0
+
+        idle = Worker(
+            service=SWF(domain=DOMAIN, transport=transport),
+            endpoint_url=held.endpoint_url,
+            region="us-east-1",
+            shutdown_grace=1.0,
+        )
+        idle.activity(TASK_LIST)(late)
+        async with idle:
+            polls = held.stats()["calls"].get("PollForActivityTask", 0)
+            await eventually(
+                lambda: held.stats()["calls"].get("PollForActivityTask", 0) == polls + 1
+            )
+            began = time.monotonic()
+            await asyncio.wait_for(idle.stop(), 10)
+            took = time.monotonic() - began
+        assert 1.0 <= took < 3.0  # the grace, not the 60 s hold
