@@ -7,6 +7,7 @@ aiobotocore (about 300 ms) before it has anything to do.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from pipeworker.exceptions import (
@@ -21,6 +22,11 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
+
+try:
+    __version__ = importlib.metadata.version("pipeworker")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover (run from a source tree)
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:
     from pipeworker.services.base import Outcome, Ref

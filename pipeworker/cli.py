@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pipeworker import __version__
 from pipeworker._settings import SETTINGS, Setting, UsageError, apply_settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"pipeworker {__version__}")
     parser.add_argument(
         "app",
         metavar="MODULE:ATTRIBUTE",

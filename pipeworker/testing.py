@@ -404,7 +404,8 @@ class LocalEndpoint:
     Attributes:
         endpoint_url: ``http://127.0.0.1:PORT``: give it to ``Worker(endpoint_url=...)``.
         region: the region the client uses (any name works locally).
-        client: a boto3 Data Pipeline client for it, or None when boto3 is not installed.
+        client: a boto3 Data Pipeline client for it (using it without boto3 installed raises
+            an error that says to ``pip install 'pipeworker[testing]'``).
         service: the service itself, for its local-only controls (``terminate_runner``,
             ``configure_faults``, ``stats``); call them through ``call_soon`` since it runs on
             another thread's loop, or use the client's API calls.
@@ -471,18 +472,30 @@ def serve_in_thread(config: LocalConfig | None = None) -> Iterator[LocalEndpoint
     try:
         yield LocalEndpoint(service.endpoint_url, "us-east-1", client, service, loop)
     finally:
-        if client is not None:
-            client.close()
+        client.close()
         loop.call_soon_threadsafe(stop_holder[0].set)
         thread.join(10)
+
+
+class _NoBoto3:
+    """Stands in for the boto3 client when boto3 is not installed, and says so when used."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "local_service.client is a boto3 client, and boto3 is not installed: "
+            "pip install 'pipeworker[testing]'"
+        )
+
+    def close(self) -> None:
+        pass
 
 
 def _boto3_client(endpoint_url: str) -> Any:
     try:
         import boto3  # type: ignore[import-untyped]
         from botocore.config import Config
-    except ImportError:  # pragma: no cover (boto3 is a test dependency)
-        return None
+    except ImportError:
+        return _NoBoto3()
     return boto3.client(
         "datapipeline",
         region_name="us-east-1",
@@ -495,8 +508,14 @@ def _boto3_client(endpoint_url: str) -> Any:
 
 try:
     import pytest
-except ImportError:  # pragma: no cover (pytest is only needed for the fixtures)
-    pass
+except ImportError:  # only the fixture needs pytest
+
+    def local_service(*args: Any, **kwargs: Any) -> Any:
+        """The pytest fixture; pytest is not installed: ``pip install 'pipeworker[testing]'``."""
+        raise RuntimeError(
+            "the local_service fixture needs pytest: pip install 'pipeworker[testing]'"
+        )
+
 else:
 
     @pytest.fixture
