@@ -20,7 +20,6 @@ import hmac
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import _host_from_url
 from botocore.utils import normalize_url_path
 
 __all__ = ["FastSigner"]
@@ -31,6 +30,17 @@ _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _host(url: str) -> str:
+    # As botocore derives the Host it signs: lower case, IPv6 in brackets, no default port.
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
 
 
 def _trim(value: str) -> str:
@@ -52,7 +62,7 @@ class FastSigner:
         if parts.query:
             raise ValueError(f"the lean transport signs URLs without a query, not {url!r}")
         self._uri = quote(normalize_url_path(parts.path), safe="/~")
-        self._host = _host_from_url(url)
+        self._host = _host(url)
         self._signing_name = signing_name
         self._region = region
         self._content_type = _trim(content_type)
