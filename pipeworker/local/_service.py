@@ -119,9 +119,16 @@ class LocalService:
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
+        # After a stop(): the lease, retry and heartbeat timers it paused run again.
+        self.scheduler.reopen()
+        self.swf.reopen()
 
     async def stop(self) -> None:
-        """Answer waiting polls (with no task), stop timers and close the server."""
+        """Answer waiting polls (with no task), pause timers and close the server.
+
+        A later :meth:`start` serves the same state again, on the same port, and re-arms the
+        paused timers with the time they had left.
+        """
         runner, self._runner = self._runner, None
         if runner is None:
             return
