@@ -12,6 +12,7 @@ from pipeworker.local._app import Dispatcher, Handler
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
+from pipeworker.local._http import JsonErrorRunner
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RATES, RateLimiter
@@ -105,7 +106,7 @@ class LocalService:
         if self.config.verify_signatures:
             self.dispatcher.verifier = SignatureVerifier(self.config.credentials)
         # No access log: one log line per request would cost more than the request.
-        runner = web.AppRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
+        runner = JsonErrorRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
         await runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
