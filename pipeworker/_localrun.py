@@ -82,12 +82,32 @@ def _ensure_credentials() -> None:
     # The local service does not check signatures, but botocore refuses to sign without
     # credentials. Only the environment and the shared files are looked at: asking botocore's
     # full chain could wait seconds on an instance-metadata endpoint that is not there.
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        profile = os.environ.get(name)
+        if profile and not _profile_exists(profile):
+            # botocore would refuse every client, the local ones too; --local needs no profile.
+            log.warning(
+                "%s=%r names no profile in the AWS config or credentials file; "
+                "--local needs none, so it is ignored",
+                name,
+                profile,
+            )
+            del os.environ[name]
     configured = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
     shared = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
     if configured or Path(shared).expanduser().is_file():
         return
     os.environ["AWS_ACCESS_KEY_ID"] = "AKIDLOCALFAKE"
     os.environ["AWS_SECRET_ACCESS_KEY"] = "local-fake-secret"
+
+
+def _profile_exists(profile: str) -> bool:
+    import botocore.session
+
+    try:
+        return profile in botocore.session.Session(profile=profile).available_profiles
+    except Exception:  # an unreadable config file: botocore would fail the same way
+        return False
 
 
 def _region(worker: Worker, region: str | None) -> str:
@@ -159,6 +179,8 @@ class _Driver:
         self.out = out
         self.tty = out.isatty()
         self.stop_requested = asyncio.Event()
+        self.forced = False
+        self._serving: asyncio.Task[None] | None = None
         self._last_line = ""
 
     def say(self, text: str) -> None:
@@ -188,7 +210,7 @@ class _Driver:
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self.stop_requested.set)
+                loop.add_signal_handler(signum, self._interrupted, signum)
                 installed.append(signum)
         try:
             async with (
@@ -217,6 +239,20 @@ class _Driver:
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
+
+    def _interrupted(self, signum: int) -> None:
+        """The first SIGINT/SIGTERM stops gracefully; the next one abandons the running tasks."""
+        name = signal.Signals(signum).name
+        if not self.stop_requested.is_set():
+            self.say(f"{name}: stopping; running tasks may finish (interrupt again to force)")
+            self.stop_requested.set()
+            return
+        if self.forced:
+            return
+        self.forced = True
+        self.say(f"{name} again: stopping now, running tasks are abandoned")
+        if self._serving is not None:
+            self._serving.cancel()
 
     async def _activate(self, client: Any) -> str:
         name = self.path.stem
@@ -257,8 +293,17 @@ class _Driver:
     async def _supervise(
         self, client: Any, pipeline_id: str, endpoint_url: str, keep_running: bool
     ) -> int:
-        self._check_groups(await self._rows(client, pipeline_id))
+        first = await self._rows(client, pipeline_id)
+        if not first:
+            # Nothing would ever run, and nothing would ever end the run.
+            raise LocalRunError(
+                f"{self.path}: the definition has no activity, so there is nothing to run: "
+                "add an object whose type ends in 'Activity' (like ShellCommandActivity) "
+                "with a workerGroup this worker serves"
+            )
+        self._check_groups(first)
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
+        self._serving = serving
         started = time.monotonic()
         rows: list[_Row] = []
         worker_error: BaseException | None = None
@@ -285,9 +330,18 @@ class _Driver:
                 stopped.cancel()
         finally:
             if not serving.done():
-                await self.worker.stop()
+                # Ask for the stop, but wait for the worker itself: a second interrupt cancels
+                # it, which ends this wait at once, whatever the grace left.
+                stopping = asyncio.create_task(self.worker.stop())
+                try:
+                    await asyncio.wait({serving})
+                finally:
+                    stopping.cancel()
             try:
                 await serving
+            except asyncio.CancelledError:
+                if not (self.forced and serving.cancelled()):
+                    raise
             except Exception as exc:
                 worker_error = exc
         if worker_error is not None:

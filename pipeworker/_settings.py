@@ -68,6 +68,21 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return convert
 
 
+def _url(text: str) -> str:
+    # Only what urllib cannot parse (an unclosed "[::1", a port that is not one); the scheme
+    # and host are checked by Worker itself, with the same message for code and command line.
+    import urllib.parse
+
+    try:
+        _ = urllib.parse.urlsplit(text).port
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not a valid URL ({exc}); write it like 'http://127.0.0.1:8080' "
+            "or 'http://[::1]:8080'"
+        ) from None
+    return text
+
+
 def _rate_limits(text: str) -> str | None:
     mode = _choice("auto", "service", "off")(text)
     return None if mode == "off" else mode
@@ -111,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "endpoint_url",
         ("--endpoint-url", "--endpoint"),
-        str,
+        _url,
         "URL",
         "send requests to this endpoint instead of AWS's",
         "endpoint_url",

@@ -21,6 +21,7 @@ from aiohttp import web
 from pipeworker._model import validate_input
 from pipeworker.local._errors import COMMON, VALIDATE, ApiError, internal_error
 from pipeworker.local._faults import Fault, FaultInjector
+from pipeworker.local._http import MAX_BODY_BYTES, BodyError, parse_json, read_body
 from pipeworker.local._ratelimit import RateLimiter
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._taskrunner import CONNECTION_ALIVE
@@ -132,7 +133,7 @@ class Dispatcher:
 
     def app(self) -> web.Application:
         """The aiohttp application answering every path (AWS posts to ``/``)."""
-        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -159,7 +160,10 @@ class Dispatcher:
                 await self._verify(request)
             return await self._handle(request)
         except ApiError as error:
-            return self._error(error)
+            response = self._error(error)
+            if isinstance(error, BodyError):
+                response.force_close()
+            return response
         except Exception:
             log.exception("local service: unexpected error answering %s", request.path_qs)
             return self._error(internal_error())
@@ -173,7 +177,7 @@ class Dispatcher:
             method=request.method,
             url=f"{request.scheme}://{request.host}{request.raw_path}",
             headers=request.headers,
-            body=await request.read(),
+            body=await read_body(request),
             # One server answers two services, each signed with its own name.
             service="swf" if target.startswith("SimpleWorkflowService.") else "datapipeline",
         )
@@ -192,15 +196,10 @@ class Dispatcher:
                 )
             return SERVICE_PREFIX, action, _query_params(request.query)
         prefix, _, operation = target.partition(".")
-        body = await request.read()
+        body = await read_body(request)
         if not body.strip():
             return prefix, operation, {}
-        try:
-            params = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(
-                "SerializationException", f"Malformed JSON body: {exc}", namespace=COMMON
-            ) from exc
+        params = parse_json(body)
         if not isinstance(params, dict):
             raise ApiError(
                 "SerializationException",
@@ -310,11 +309,11 @@ def _query_params(query: Mapping[str, str]) -> dict[str, Any]:
             continue
         if key in _JSON_QUERY_PARAMETERS:
             try:
-                params[key] = json.loads(value)
-            except ValueError as exc:
+                params[key] = parse_json(value.encode())
+            except ApiError as exc:
                 raise ApiError(
                     "SerializationException",
-                    f"Query parameter {key!r} must be JSON: {exc}",
+                    f"Query parameter {key!r} must be JSON: {exc.message}",
                     namespace=COMMON,
                 ) from exc
         else:

@@ -94,6 +94,12 @@ def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     except RecursionError:
         raise DefinitionFileError(f"{name}: JSON nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses to convert integers of more than 4,300 digits (int_max_str_digits).
+        raise DefinitionFileError(
+            f"{name}: not a usable JSON file: {str(exc).split(';')[0]}; values in a definition "
+            "are strings, so write the number in quotes"
+        ) from None
     return parse_definition(document, source=name)
 
 
@@ -244,7 +250,9 @@ def _advice(item: Any, whole: Any, *, refs: bool) -> str:
             f"{_kind(item)} is not allowed; write it as a string: {json.dumps(str(item).lower())}"
         )
     if isinstance(item, int | float):
-        return f"{_kind(item)} is not allowed; write it as a string: {json.dumps(json.dumps(item))}"
+        text = json.dumps(item)
+        quoted = json.dumps(text) if len(text) <= 40 else "its digits in quotes"
+        return f"{_kind(item)} is not allowed; write it as a string: {quoted}"
     if isinstance(item, list):
         return f"lists cannot be nested; the value must be {allowed}"
     if refs and isinstance(item, Mapping) and "ref" in item:
@@ -261,7 +269,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {json.dumps(value)}"
     if isinstance(value, int | float):
-        return f"the number {json.dumps(value)}"
+        return f"the number {_number(value)}"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
@@ -269,6 +277,12 @@ def _kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a JSON object"
     return type(value).__name__
+
+
+def _number(value: float) -> str:
+    text = json.dumps(value)
+    # A message stays one readable line, even for a number of thousands of digits.
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 def _check_duplicates(element: Mapping[str, Any], where: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Scheduler:
         self.config = config
         self._ready: dict[str, deque[Instance]] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
+        self._closed_at: float | None = None  # time.monotonic() of close(), until reopen()
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -298,7 +300,11 @@ class Scheduler:
         self.reconsider(instance)
 
     def close(self) -> None:
-        """Answer every waiting poll with no task and stop every timer (the service stops)."""
+        """Answer every waiting poll with no task and pause every timer (the service stops).
+
+        The stopped timers stay on their tasks and instances, so :meth:`reopen` can re-arm them.
+        """
+        self._closed_at = time.monotonic()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 _expire(waiter.future)
@@ -310,6 +316,31 @@ class Scheduler:
             for instance in pipeline.instances.values():
                 if instance.retry_handle is not None:
                     instance.retry_handle.cancel()
+
+    def reopen(self) -> None:
+        """Re-arm the timers :meth:`close` paused (the service starts again).
+
+        Time stands still while the service is stopped: no runner could report progress then,
+        so a lease, an attempt timeout or a retry delay keeps the time it had left at the stop.
+        Without this, instances waiting out a retry delay, and leases, would never move again.
+        """
+        closed_at, self._closed_at = self._closed_at, None
+        if closed_at is None:
+            return
+        paused = max(0.0, time.monotonic() - closed_at)
+        loop = asyncio.get_running_loop()
+        for task in self.state.tasks.values():
+            if task.timer is not None and task.timer.cancelled() and not task.final_status:
+                task.deadline += paused
+                task.started += paused
+                task.timer = loop.call_at(task.deadline, self._check_lease, task)
+        for pipeline in self.state.pipelines.values():
+            for instance in pipeline.instances.values():
+                handle = instance.retry_handle
+                if handle is not None and handle.cancelled():
+                    instance.retry_handle = loop.call_at(
+                        handle.when() + paused, self._retry_due, instance
+                    )
 
     # --- interventions (SetStatus, DeactivatePipeline, DeletePipeline) ----------------------
 

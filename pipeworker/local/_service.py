@@ -12,6 +12,7 @@ from pipeworker.local._app import Dispatcher, Handler
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
+from pipeworker.local._http import JsonErrorRunner
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RATES, RateLimiter
@@ -105,7 +106,7 @@ class LocalService:
         if self.config.verify_signatures:
             self.dispatcher.verifier = SignatureVerifier(self.config.credentials)
         # No access log: one log line per request would cost more than the request.
-        runner = web.AppRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
+        runner = JsonErrorRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
         await runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,9 +120,16 @@ class LocalService:
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
+        # After a stop(): the lease, retry and heartbeat timers it paused run again.
+        self.scheduler.reopen()
+        self.swf.reopen()
 
     async def stop(self) -> None:
-        """Answer waiting polls (with no task), stop timers and close the server."""
+        """Answer waiting polls (with no task), pause timers and close the server.
+
+        A later :meth:`start` serves the same state again, on the same port, and re-arms the
+        paused timers with the time they had left.
+        """
         runner, self._runner = self._runner, None
         if runner is None:
             return

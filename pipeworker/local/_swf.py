@@ -137,6 +137,7 @@ class SwfApi:
         self._by_id: dict[_Key, ActivityTaskRecord] = {}  # open tasks, by (domain, activityId)
         self._events = itertools.count(1)
         self._ids = itertools.count(1)
+        self._closed_at: float | None = None  # time.monotonic() of close(), until reopen()
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         """The SWF operations, by name."""
@@ -169,6 +170,19 @@ class SwfApi:
         for record in self._live.values():
             if record.timer is not None:
                 record.timer.cancel()
+        self._closed_at = time.monotonic()
+
+    def reopen(self) -> None:
+        """Re-arm the heartbeat timers :meth:`close` paused, with the time they had left."""
+        closed_at, self._closed_at = self._closed_at, None
+        if closed_at is None:
+            return
+        paused = max(0.0, time.monotonic() - closed_at)
+        loop = asyncio.get_running_loop()
+        for record in self._live.values():
+            timer = record.timer
+            if timer is not None and timer.cancelled():
+                record.timer = loop.call_at(timer.when() + paused, self._close, record, "TIMED_OUT")
 
     # -- setup ---------------------------------------------------------------------------------
 

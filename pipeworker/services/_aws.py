@@ -41,6 +41,7 @@ from botocore.exceptions import (
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+    ProfileNotFound,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
@@ -274,6 +275,14 @@ class Wire:
     max_answer_bytes: Mapping[str, int]
 
 
+def _profile_not_found(exc: ProfileNotFound) -> ConfigurationError:
+    profile = exc.kwargs.get("profile", "?")
+    return ConfigurationError(
+        f"the AWS profile {profile!r} (AWS_PROFILE) is not in the AWS config or credentials "
+        "file: fix AWS_PROFILE, unset it, or add the profile (aws configure --profile NAME)"
+    )
+
+
 @asynccontextmanager
 async def open_senders(
     wire: Wire,
@@ -291,7 +300,10 @@ async def open_senders(
     """
     _redact.install()  # botocore logs signed headers at DEBUG
     session: Any = get_session()  # create_client is typed per literal service name
-    credentials = await session.get_credentials()
+    try:
+        credentials = await session.get_credentials()
+    except ProfileNotFound as exc:
+        raise _profile_not_found(exc) from None
     if credentials is None:
         raise ConfigurationError(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -330,6 +342,8 @@ async def open_senders(
             raise ConfigurationError(
                 "no AWS region: pass region=... or set AWS_DEFAULT_REGION"
             ) from exc
+        except ProfileNotFound as exc:
+            raise _profile_not_found(exc) from None
         senders: dict[str, Sender] = {}
         for operation, (method, profile) in wire.operations.items():
             if transport == "aiobotocore" or operation not in wire.lean:

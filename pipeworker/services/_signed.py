@@ -37,7 +37,10 @@ from pipeworker.services.base import MalformedAnswer
 
 __all__ = ["ErrorAnswer", "Profile", "SignedTransport", "parse_error"]
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# As botocore serialises (json.dumps, ensure_ascii on): non-ASCII text goes \u-escaped, so a lone
+# surrogate in a result or a message is sent as botocore would send it instead of failing to
+# encode as UTF-8, which lost the status.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.loads
 
 

