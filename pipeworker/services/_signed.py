@@ -8,7 +8,8 @@ have fixed, tiny JSON shapes, so this module sends them directly:
 - credentials come from the aiobotocore session (``get_frozen_credentials()`` on every call, so
   refreshable credentials such as an instance role's are refreshed as aiobotocore would);
 - region and endpoint come from an aiobotocore client created once by the caller;
-- each request is signed by botocore's own ``SigV4Auth``;
+- each request is signed as botocore's ``SigV4Auth`` signs it, byte for byte
+  (``pipeworker.services._sigv4``: the fixed parts once per transport, the key once a day);
 - each *profile* (polls, reports) has its own aiohttp session, connection pool and timeouts, so
   long polls can never take the connections progress reports need.
 
@@ -30,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 
+from pipeworker.services._sigv4 import FastSigner
 from pipeworker.services.base import MalformedAnswer
 
 __all__ = ["ErrorAnswer", "Profile", "SignedTransport", "parse_error"]
@@ -112,11 +112,12 @@ class SignedTransport:
         user_agent: str = "pipeworker",
     ) -> None:
         self._credentials = credentials
-        self._region = region
         self._signing_name = signing_name
         self._url = endpoint_url.rstrip("/") + "/"
+        self._signer = FastSigner(
+            url=self._url, signing_name=signing_name, region=region, content_type=content_type
+        )
         self._prefix = target_prefix + "."
-        self._content_type = content_type
         self._user_agent = user_agent
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._limits = {name: profile.max_answer_bytes for name, profile in profiles.items()}
@@ -150,17 +151,7 @@ class SignedTransport:
         """
         body = _dumps(params).encode()
         frozen = await self._credentials.get_frozen_credentials()
-        request = AWSRequest(
-            method="POST",
-            url=self._url,
-            data=body,
-            headers={
-                "Content-Type": self._content_type,
-                "X-Amz-Target": self._prefix + operation,
-            },
-        )
-        SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
-        headers = dict(request.headers.items())
+        headers = self._signer.headers(frozen, self._prefix + operation, body)
         headers["User-Agent"] = self._user_agent
         async with self._sessions[profile].post(self._url, data=body, headers=headers) as response:
             raw = await _read(response, self._limits[profile])
