@@ -12,6 +12,7 @@ from pipeworker.local._definition import (
     Component,
     Problems,
     fields_to_wire,
+    optional_parameters,
     parameter_values,
     parse_objects,
     resolve_all,
@@ -114,9 +115,7 @@ class PipelineApi:
         parameter_objects = params.get("parameterObjects", [])
         values = parameter_values(parameter_objects, params.get("parameterValues", []))
         components = parse_objects(objects)
-        errors, warnings = validate_definition(
-            components, values, [p["id"] for p in parameter_objects]
-        )
+        errors, warnings = validate_definition(components, values, parameter_objects)
         answer = {
             "validationErrors": _problems(errors, "errors"),
             "validationWarnings": _problems(warnings, "warnings"),
@@ -184,7 +183,13 @@ class PipelineApi:
         pipeline.state = "SCHEDULED"
         pipeline.last_run_start = scheduled
         pipeline.health = ""
-        instances, errors = build_run(pipeline, scheduled, values, self.scheduler.config)
+        pipeline.parameters = values
+        pipeline.blank_parameters = optional_parameters(definition["parameterObjects"]) - set(
+            values
+        )
+        instances, errors = build_run(
+            pipeline, scheduled, values, self.scheduler.config, pipeline.blank_parameters
+        )
         self.scheduler.start_run(pipeline, instances, errors)
         return {}
 

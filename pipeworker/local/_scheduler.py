@@ -49,12 +49,37 @@ class _Waiter:
         return True
 
 
+class Hooks:
+    """What happens around the runtime: actions fired, service-side checks, schedules.
+
+    The defaults do nothing (a precondition the service checks is met at once); the service
+    installs the real ones.
+    """
+
+    def finished(self, instance: Instance, status: str) -> None:
+        """*instance* reached terminal *status*."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def check_precondition(self, instance: Instance) -> None:
+        """Check a precondition the service evaluates itself; the default holds it met."""
+        self.scheduler.precondition_result(instance, met=True)
+
+    def run_over(self, pipeline: Pipeline) -> None:
+        """Every task of *pipeline*'s current run has ended."""
+        if pipeline.state == "SCHEDULED":
+            pipeline.state = "FINISHED"
+
+
 class Scheduler:
     """Owns the runnable queues, the waiting polls and the task leases of one service."""
 
     def __init__(self, state: ServiceState, config: LocalConfig) -> None:
         self.state = state
         self.config = config
+        self.hooks = Hooks(self)
+        self._depth = 0
         self._ready: dict[str, deque[Instance]] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
 
@@ -63,24 +88,36 @@ class Scheduler:
     def start_run(
         self, pipeline: Pipeline, instances: list[Instance], errors: dict[str, str]
     ) -> None:
-        """Set the new run's statuses and release the activities that depend on nothing."""
+        """Set the new run's statuses and release what depends on nothing.
+
+        As on AWS (the AWS CLI's ``list-runs`` example): resources are CREATING until a task
+        runs on them, data nodes wait for their producers (an input nobody produces is there
+        at once), and activities wait for their dependencies, inputs and preconditions.
+        """
         pipeline.current_run = [instance for instance in instances if instance.is_activity]
+        pipeline.current_objects = [i for i in instances if not i.is_activity]
         pipeline.open_activities = {instance.id for instance in pipeline.current_run}
         for instance in instances:
-            if not instance.is_activity:
-                kind = instance.fields.get("type", [""])[0]
-                data = isinstance(kind, str) and kind.endswith("DataNode")
-                instance.set_status("FINISHED" if data else "RUNNING")
-        for instance in pipeline.current_run:
-            instance.set_status("WAITING_ON_DEPENDENCIES")
+            if instance.kind == "resource":
+                instance.set_status("CREATING")
+            else:
+                instance.set_status("WAITING_ON_DEPENDENCIES")
         for instance in pipeline.current_run:
             if instance.id in errors:
                 instance.set("errorId", "ExpressionError")
                 instance.set("errorMessage", errors[instance.id])
                 self._finish_instance(instance, "FAILED")
-        for instance in pipeline.current_run:
+        for instance in instances:
             self.reconsider(instance)
         self._check_run(pipeline)
+
+    def precondition_result(self, instance: Instance, *, met: bool, note: str = "") -> None:
+        """A service-checked precondition's outcome: met finishes it, else it is FALSE."""
+        if instance.status in TERMINAL:
+            return
+        if note:
+            instance.set("errorMessage", note)
+        self._finish_instance(instance, "FINISHED" if met else "FAILED")
 
     def held(self, instance: Instance) -> bool:
         """True while a pause (of the component or of the whole pipeline) holds *instance* back."""
@@ -97,7 +134,12 @@ class Scheduler:
         elif self.held(instance):
             instance.set_status("PAUSED")
         elif all(status == "FINISHED" for status in statuses):
-            self._offer(instance)
+            if instance.is_activity:
+                self._offer(instance)
+            elif instance.kind == "precondition":
+                self.hooks.check_precondition(instance)
+            else:
+                self._finish_instance(instance, "FINISHED")
         else:
             instance.set_status("WAITING_ON_DEPENDENCIES")
 
@@ -130,9 +172,17 @@ class Scheduler:
         instance.set_status(status)
         instance.stamp("@actualEndTime")
         instance.pipeline.open_activities.discard(instance.id)
-        for dependent in instance.dependents:
-            self.reconsider(dependent)
-        self._check_run(instance.pipeline)
+        self.hooks.finished(instance, status)
+        # Whether the run is over is decided once the whole cascade has settled, not in the
+        # middle of it (an activity's second output would be seen as stranded).
+        self._depth += 1
+        try:
+            for dependent in instance.dependents:
+                self.reconsider(dependent)
+        finally:
+            self._depth -= 1
+        if not self._depth:
+            self._check_run(instance.pipeline)
 
     def _check_run(self, pipeline: Pipeline) -> None:
         run = pipeline.current_run
@@ -140,11 +190,16 @@ class Scheduler:
             return
         failed = any(instance.status != "FINISHED" for instance in run)
         pipeline.health = "ERROR" if failed else "HEALTHY"
-        if pipeline.state == "SCHEDULED":
-            pipeline.state = "FINISHED"
-        for instance in pipeline.instances.values():
-            if not instance.is_activity and instance.status == "RUNNING":
-                instance.set_status("FINISHED")
+        for instance in pipeline.current_objects:
+            if instance.kind == "resource" and instance.status not in TERMINAL:
+                # The run is over: its resources shut down (those never used are cancelled).
+                used = instance.status == "RUNNING"
+                instance.set_status("FINISHED" if used else "CANCELED")
+                instance.stamp("@actualEndTime")
+            elif instance.status not in TERMINAL:
+                instance.set_status("CANCELED")
+                instance.stamp("@actualEndTime")
+        self.hooks.run_over(pipeline)
 
     # --- polls and leases -------------------------------------------------------------------
 
@@ -201,6 +256,11 @@ class Scheduler:
         instance.set("@attemptCount", str(number))
         if hostname:
             instance.set("hostname", hostname)
+        resource = instance.fields.get("runsOn", [None])[0]
+        if isinstance(resource, Ref):
+            target = pipeline.instances.get(resource.id)
+            if target is not None and target.status == "CREATING":
+                target.set_status("RUNNING")
         loop = asyncio.get_running_loop()
         now = loop.time()
         task = Task(secrets.token_urlsafe(24), attempt, deadline=now, started=now)
@@ -342,10 +402,14 @@ class Scheduler:
 
     def _revive(self, instance: Instance) -> None:
         for dependent in instance.dependents:
-            if dependent.status == "CASCADE_FAILED":
+            # A data node waits for its producer again; an activity only if the failure had
+            # cascaded to it.
+            data = not dependent.is_activity and dependent.status in TERMINAL
+            if dependent.status == "CASCADE_FAILED" or data:
                 dependent.set("@actualEndTime", None)
                 dependent.set_status("WAITING_ON_DEPENDENCIES")
-                dependent.pipeline.open_activities.add(dependent.id)
+                if dependent.is_activity:
+                    dependent.pipeline.open_activities.add(dependent.id)
                 self._revive(dependent)
 
     def mark_finished(self, instance: Instance) -> None:

@@ -87,10 +87,12 @@ class Instance(_Object):
         "attempt_timeout",
         "attempts",
         "component_id",
+        "components",
         "dependents",
         "depends_on",
         "in_queue",
         "is_activity",
+        "kind",
         "max_retries",
         "pipeline",
         "report_progress_timeout",
@@ -109,11 +111,17 @@ class Instance(_Object):
         pipeline: Pipeline,
         component_id: str,
         is_activity: bool,
+        kind: str = "activity",
     ) -> None:
         super().__init__(object_id, name, fields)
         self.pipeline = pipeline
         self.component_id = component_id
         self.is_activity = is_activity
+        # activity, precondition (both run as tasks), datanode or resource.
+        self.kind = kind
+        # The run's other objects (schedules, databases, data formats...) as a runner may see
+        # them: fields evaluated for this run. Shared by every instance of the run.
+        self.components: dict[str, tuple[str, dict[str, list[Value]]]] = {}
         self.worker_group = ""
         self.depends_on: list[Instance] = []
         self.dependents: list[Instance] = []
@@ -178,6 +186,13 @@ class Pipeline:
     attempts: dict[str, Attempt] = field(default_factory=dict)
     paused_components: set[str] = field(default_factory=set)
     current_run: list[Instance] = field(default_factory=list)
+    # The current run's instances that are no tasks: data nodes, resources, S3 preconditions.
+    current_objects: list[Instance] = field(default_factory=list)
+    # Parameter values of the active run, and the optional parameters that have none.
+    parameters: dict[str, str] = field(default_factory=dict)
+    blank_parameters: frozenset[str] = frozenset()
+    # Actions (onFail, onSuccess, onLateAction) fired, oldest first: what they would have sent.
+    fired_actions: list[dict[str, Any]] = field(default_factory=list)
     # Ids of the run's activities not yet in a terminal status: "is the run over?" in O(1).
     open_activities: set[str] = field(default_factory=set)
     last_run_start: datetime | None = None
