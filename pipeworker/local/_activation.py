@@ -57,15 +57,31 @@ def resource_worker_group(pipeline_id: str, resource_id: str) -> str:
 
 
 def pipeline_lookup(pipeline: Pipeline) -> Lookup:
-    """The evaluator's lookup: instances and attempts by id, else components (resolved)."""
+    """The evaluator's lookup: instances and attempts by id, else components (resolved).
+
+    An object's ``name`` reads as a field too, so an alarm's ``#{node.name}`` works.
+    """
 
     def lookup(object_id: str) -> Fields | None:
         found = pipeline.object_fields(object_id)
-        if found is not None:
+        if found is None:
+            found = pipeline.resolved.get(object_id)
+        if found is None or "name" in found:
             return found
-        return pipeline.resolved.get(object_id)
+        return {**found, "name": [_name(pipeline, object_id)]}
 
     return lookup
+
+
+def _name(pipeline: Pipeline, object_id: str) -> str:
+    instance = pipeline.instances.get(object_id)
+    if instance is not None:
+        return instance.name
+    attempt = pipeline.attempts.get(object_id)
+    if attempt is not None:
+        return attempt.name
+    component = pipeline.components.get(object_id)
+    return component.name if component is not None else object_id
 
 
 def _refs(fields: Mapping[str, list[Value]], skip: frozenset[str]) -> list[str]:

@@ -56,8 +56,14 @@ class Hooks:
     installs the real ones.
     """
 
+    def run_started(self, pipeline: Pipeline, instances: list[Instance]) -> None:
+        """A run's instances were created (*instances*, tasks and the rest)."""
+
     def finished(self, instance: Instance, status: str) -> None:
         """*instance* reached terminal *status*."""
+
+    def close(self) -> None:
+        """The service stops: cancel what is pending."""
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -102,6 +108,7 @@ class Scheduler:
                 instance.set_status("CREATING")
             else:
                 instance.set_status("WAITING_ON_DEPENDENCIES")
+        self.hooks.run_started(pipeline, instances)
         for instance in pipeline.current_run:
             if instance.id in errors:
                 instance.set("errorId", "ExpressionError")
@@ -359,6 +366,7 @@ class Scheduler:
 
     def close(self) -> None:
         """Answer every waiting poll with no task and stop every timer (the service stops)."""
+        self.hooks.close()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 _expire(waiter.future)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeworker.local import _actions
 from pipeworker.local._app import Dispatcher, Handler
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
@@ -19,7 +20,7 @@ from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
 from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
-from pipeworker.local._taskrunner import TaskRunnerApi
+from pipeworker.local._taskrunner import TaskRunnerApi, find_pipeline
 
 __all__ = ["LocalService"]
 
@@ -47,6 +48,7 @@ class LocalService:
         self.port = port
         self.state = ServiceState()
         self.scheduler = Scheduler(self.state, self.config)
+        self.scheduler.hooks = _actions.ActionHooks(self.scheduler)
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
         self.swf = SwfApi(self.config)
@@ -76,6 +78,7 @@ class LocalService:
         }
         control: dict[str, Handler] = {
             "ConfigureFaults": self._configure_faults_call,
+            "DescribeFiredActions": self._fired_actions_call,
             "GetStats": lambda _: self.stats(),
             "ResetStats": self._reset_stats_call,
             "TerminateTaskRunner": self._terminate_call,
@@ -244,6 +247,17 @@ class LocalService:
         ``heartbeats``, ``lastHeartbeatDetails``, ``cancelRequested``, ``identity``.
         Also ``PipeworkerLocal.DescribeActivityTasks`` on the wire."""
         return self.swf.history(domain)
+
+    def fired_actions(self, pipeline_id: str) -> list[dict[str, Any]]:
+        """The actions (onSuccess, onFail, onLateAction) *pipeline_id* fired, oldest first, with
+        what each would have sent. Also ``PipeworkerLocal.DescribeFiredActions`` on the wire."""
+        return list(_actions.describe(find_pipeline(self.state, pipeline_id))["actions"])
+
+    def _fired_actions_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        pipeline_id = params.get("pipelineId")
+        if not isinstance(pipeline_id, str) or not pipeline_id:
+            raise invalid_request("DescribeFiredActions needs a pipelineId string")
+        return dict(_actions.describe(find_pipeline(self.state, pipeline_id)))
 
     def reset_stats(self) -> None:
         """Zero every counter."""
