@@ -73,8 +73,8 @@ class Hooks:
         self.scheduler.precondition_result(instance, met=True)
 
     def run_over(self, pipeline: Pipeline) -> None:
-        """Every task of *pipeline*'s current run has ended."""
-        if pipeline.state == "SCHEDULED":
+        """Every task of *pipeline*'s runs so far has ended."""
+        if pipeline.state == "SCHEDULED" and not pipeline.schedule_active:
             pipeline.state = "FINISHED"
 
 
@@ -86,6 +86,8 @@ class Scheduler:
         self.config = config
         self.hooks = Hooks(self)
         self._depth = 0
+        # Called by close(): owners of other timers (the schedule clock) stop them there.
+        self.on_close: list[Callable[[], None]] = []
         self._ready: dict[str, deque[Instance]] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
 
@@ -100,23 +102,36 @@ class Scheduler:
         runs on them, data nodes wait for their producers (an input nobody produces is there
         at once), and activities wait for their dependencies, inputs and preconditions.
         """
-        pipeline.current_run = [instance for instance in instances if instance.is_activity]
-        pipeline.current_objects = [i for i in instances if not i.is_activity]
-        pipeline.open_activities = {instance.id for instance in pipeline.current_run}
+        tasks = [instance for instance in instances if instance.is_activity]
+        if not pipeline.open_activities:
+            # Nothing of earlier runs is still going: forget them (a scheduled pipeline's runs
+            # overlap, and then they are all current).
+            pipeline.current_run = []
+            pipeline.current_objects = []
+        pipeline.current_run.extend(tasks)
+        pipeline.current_objects.extend(i for i in instances if not i.is_activity)
+        for instance in tasks:
+            self._open(instance)
         for instance in instances:
             if instance.kind == "resource":
                 instance.set_status("CREATING")
             else:
                 instance.set_status("WAITING_ON_DEPENDENCIES")
         self.hooks.run_started(pipeline, instances)
-        for instance in pipeline.current_run:
+        for instance in tasks:
             if instance.id in errors:
                 instance.set("errorId", "ExpressionError")
                 instance.set("errorMessage", errors[instance.id])
                 self._finish_instance(instance, "FAILED")
         for instance in instances:
             self.reconsider(instance)
-        self._check_run(pipeline)
+        if instances:
+            self._check_run(pipeline, _run_of(instances[0]))
+
+    def _open(self, instance: Instance) -> None:
+        pipeline = instance.pipeline
+        pipeline.open_activities.add(instance.id)
+        pipeline.open_by_run.setdefault(_run_of(instance), set()).add(instance.id)
 
     def precondition_result(self, instance: Instance, *, met: bool, note: str = "") -> None:
         """A service-checked precondition's outcome: met finishes it, else it is FALSE."""
@@ -178,7 +193,9 @@ class Scheduler:
             instance.retry_handle = None
         instance.set_status(status)
         instance.stamp("@actualEndTime")
-        instance.pipeline.open_activities.discard(instance.id)
+        pipeline = instance.pipeline
+        pipeline.open_activities.discard(instance.id)
+        pipeline.open_by_run.get(_run_of(instance), set()).discard(instance.id)
         self.hooks.finished(instance, status)
         # Whether the run is over is decided once the whole cascade has settled, not in the
         # middle of it (an activity's second output would be seen as stranded).
@@ -189,15 +206,17 @@ class Scheduler:
         finally:
             self._depth -= 1
         if not self._depth:
-            self._check_run(instance.pipeline)
+            self._check_run(pipeline, _run_of(instance))
 
-    def _check_run(self, pipeline: Pipeline) -> None:
-        run = pipeline.current_run
-        if not run or pipeline.open_activities:
+    def _check_run(self, pipeline: Pipeline, run: str) -> None:
+        """When run *run* has no task left, settle its other objects; when no run of the
+        pipeline has, its health and state."""
+        if pipeline.open_by_run.get(run):
             return
-        failed = any(instance.status != "FINISHED" for instance in run)
-        pipeline.health = "ERROR" if failed else "HEALTHY"
+        pipeline.open_by_run.pop(run, None)
         for instance in pipeline.current_objects:
+            if _run_of(instance) != run:
+                continue
             if instance.kind == "resource" and instance.status not in TERMINAL:
                 # The run is over: its resources shut down (those never used are cancelled).
                 used = instance.status == "RUNNING"
@@ -206,6 +225,10 @@ class Scheduler:
             elif instance.status not in TERMINAL:
                 instance.set_status("CANCELED")
                 instance.stamp("@actualEndTime")
+        if pipeline.open_activities or not pipeline.current_run:
+            return
+        failed = any(instance.status != "FINISHED" for instance in pipeline.current_run)
+        pipeline.health = "ERROR" if failed else "HEALTHY"
         self.hooks.run_over(pipeline)
 
     # --- polls and leases -------------------------------------------------------------------
@@ -367,6 +390,8 @@ class Scheduler:
     def close(self) -> None:
         """Answer every waiting poll with no task and stop every timer (the service stops)."""
         self.hooks.close()
+        for close in self.on_close:
+            close()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 _expire(waiter.future)
@@ -402,7 +427,7 @@ class Scheduler:
         for key in ("errorId", "errorMessage", "errorStackTrace", "@actualEndTime"):
             instance.set(key, None)
         instance.set_status("WAITING_ON_DEPENDENCIES")
-        instance.pipeline.open_activities.add(instance.id)
+        self._open(instance)
         self._revive(instance)
         self.reconsider(instance)
         if instance.pipeline.state == "FINISHED":
@@ -417,7 +442,7 @@ class Scheduler:
                 dependent.set("@actualEndTime", None)
                 dependent.set_status("WAITING_ON_DEPENDENCIES")
                 if dependent.is_activity:
-                    dependent.pipeline.open_activities.add(dependent.id)
+                    self._open(dependent)
                 self._revive(dependent)
 
     def mark_finished(self, instance: Instance) -> None:
@@ -444,6 +469,12 @@ class Scheduler:
         for instance in pipeline.current_run:
             if instance.status in WAITING and self.held(instance) and not instance.retry_handle:
                 instance.set_status("PAUSED")
+
+
+def _run_of(instance: Instance) -> str:
+    """The run an instance belongs to: its scheduled start."""
+    stamp = instance.fields.get("@scheduledStartTime", [""])[0]
+    return stamp if isinstance(stamp, str) else ""
 
 
 def _expire(future: asyncio.Future[Task | None]) -> None:

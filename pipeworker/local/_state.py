@@ -193,8 +193,12 @@ class Pipeline:
     blank_parameters: frozenset[str] = frozenset()
     # Actions (onFail, onSuccess, onLateAction) fired, oldest first: what they would have sent.
     fired_actions: list[dict[str, Any]] = field(default_factory=list)
-    # Ids of the run's activities not yet in a terminal status: "is the run over?" in O(1).
+    # Ids of the runs' tasks not yet in a terminal status: "is it over?" in O(1); by run too
+    # (keyed by the run's scheduled start), as scheduled runs overlap.
     open_activities: set[str] = field(default_factory=set)
+    open_by_run: dict[str, set[str]] = field(default_factory=dict)
+    # True while the schedule has runs to come (SCHEDULED stays SCHEDULED).
+    schedule_active: bool = False
     last_run_start: datetime | None = None
     health: str = ""
 

@@ -287,7 +287,12 @@ def drive(client: Any, pipeline_id: str, expected: Expected, deadline: float = 6
             client.report_task_progress(taskId=task["taskId"])
             client.set_task_status(taskId=task["taskId"], taskStatus="FINISHED")
     described = instance_statuses(client, pipeline_id)
-    outcome.statuses = {oid: fields.get("@status", [""])[0] for oid, fields in described.items()}
+    first = min((fields["@scheduledStartTime"][0] for fields in described.values()), default="")
+    outcome.statuses = {
+        oid: fields.get("@status", [""])[0]
+        for oid, fields in described.items()
+        if fields["@scheduledStartTime"][0] == first  # later runs of a schedule are not driven
+    }
     return outcome
 
 
