@@ -1,4 +1,5 @@
-"""Actions the service fires: ``onSuccess``, ``onFail`` and ``onLateAction``.
+"""The service's hooks: actions it fires (``onSuccess``, ``onFail``, ``onLateAction``) and the
+preconditions it waits on (see ``_preconditions``).
 
 AWS fires them itself (an ``SnsAlarm`` publishes, a ``Terminate`` cancels); no runner ever sees
 them. Locally nothing is sent: each firing is recorded with what it would have sent (the
@@ -26,7 +27,9 @@ from pipeworker.local._evaluation import (
     period_seconds,
     substitute_parameters,
 )
-from pipeworker.local._scheduler import Hooks, Scheduler
+from pipeworker.local._hooks import Hooks
+from pipeworker.local._preconditions import PreconditionChecks
+from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._state import TERMINAL, Instance, Pipeline, now_text, utc_now
 from pipeworker.local._values import Fields, Ref, Value, parse_datetime
 
@@ -41,6 +44,13 @@ class ActionHooks(Hooks):
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__(scheduler)
         self._late: dict[str, asyncio.TimerHandle] = {}
+        self.preconditions = PreconditionChecks(scheduler)
+
+    def check_precondition(self, instance: Instance) -> None:
+        self.preconditions.check_s3(instance)
+
+    def precondition_false(self, instance: Instance) -> None:
+        self.preconditions.not_met(instance)
 
     def run_started(self, pipeline: Pipeline, instances: list[Instance]) -> None:
         """Arm ``onLateAction`` timers for the run's objects that have one."""
@@ -67,6 +77,7 @@ class ActionHooks(Hooks):
                 self.scheduler.cancel(instance)
 
     def finished(self, instance: Instance, status: str) -> None:
+        self.preconditions.forget(instance)
         timer = self._late.pop(instance.id, None)
         if timer is not None:
             timer.cancel()
@@ -75,7 +86,8 @@ class ActionHooks(Hooks):
             self.fire(instance, event)
 
     def close(self) -> None:
-        """Stop every late timer (the service stops)."""
+        """Stop every late timer and precondition check (the service stops)."""
+        self.preconditions.close()
         for timer in self._late.values():
             timer.cancel()
         self._late.clear()

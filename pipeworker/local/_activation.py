@@ -332,3 +332,21 @@ def _data_dependencies(instances: Mapping[str, Instance]) -> None:
                         found = instances.get(check.id) if isinstance(check, Ref) else None
                         if found is not None:
                             _depend(used, found)
+    for instance in instances.values():
+        if instance.kind == "precondition" and instance.is_activity and not instance.worker_group:
+            # A check with no runsOn or workerGroup of its own runs where the activity runs.
+            instance.worker_group = _activity_group(instance)
+
+
+def _activity_group(instance: Instance) -> str:
+    pending = list(instance.dependents)
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop(0)
+        if current.id in seen:
+            continue
+        seen.add(current.id)
+        if current.kind == "activity" and current.worker_group:
+            return current.worker_group
+        pending.extend(current.dependents)
+    return ""

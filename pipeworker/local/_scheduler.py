@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeworker.local._config import LocalConfig
+from pipeworker.local._hooks import Hooks
 from pipeworker.local._state import (
     FAILED_LIKE,
     TERMINAL,
@@ -47,35 +48,6 @@ class _Waiter:
             _expire(self.future)
             return False
         return True
-
-
-class Hooks:
-    """What happens around the runtime: actions fired, service-side checks, schedules.
-
-    The defaults do nothing (a precondition the service checks is met at once); the service
-    installs the real ones.
-    """
-
-    def run_started(self, pipeline: Pipeline, instances: list[Instance]) -> None:
-        """A run's instances were created (*instances*, tasks and the rest)."""
-
-    def finished(self, instance: Instance, status: str) -> None:
-        """*instance* reached terminal *status*."""
-
-    def close(self) -> None:
-        """The service stops: cancel what is pending."""
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
-
-    def check_precondition(self, instance: Instance) -> None:
-        """Check a precondition the service evaluates itself; the default holds it met."""
-        self.scheduler.precondition_result(instance, met=True)
-
-    def run_over(self, pipeline: Pipeline) -> None:
-        """Every task of *pipeline*'s runs so far has ended."""
-        if pipeline.state == "SCHEDULED" and not pipeline.schedule_active:
-            pipeline.state = "FINISHED"
 
 
 class Scheduler:
@@ -361,7 +333,21 @@ class Scheduler:
             attempt.set(key, value)
         self._end_lease(task, status)
         instance = attempt.instance
+        if status == "FALSE" and instance.kind == "precondition":
+            self.hooks.precondition_false(instance)
+            return
         self._failed_try(instance, attempt, "FAILED", instance.retry_delay)
+
+    def finish(self, instance: Instance, status: str) -> None:
+        """End *instance* with *status* (a precondition check that timed out, say)."""
+        if instance.status not in TERMINAL:
+            self._finish_instance(instance, status)
+
+    def retry_later(self, instance: Instance, delay: float) -> None:
+        """Offer *instance* again after *delay* seconds (a precondition not met yet)."""
+        instance.set_status("WAITING_FOR_RUNNER")
+        loop = asyncio.get_running_loop()
+        instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
 
     def _end_lease(self, task: Task, status: str) -> None:
         if task.timer is not None:
