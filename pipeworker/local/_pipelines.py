@@ -43,6 +43,15 @@ class PipelineApi:
         self.clock = ScheduleClock(scheduler.config, self._start_run)
         scheduler.on_close.append(self.clock.close)
 
+    def resume_schedules(self) -> None:
+        """After a kept state was loaded: scheduled pipelines' clocks go on from now."""
+        for pipeline in self.state.pipelines.values():
+            if pipeline.state != "SCHEDULED" or not pipeline.schedule_active:
+                continue
+            cadence = cadence_of(pipeline)
+            if cadence is not None:
+                self.clock.activate(pipeline, cadence, utc_now().replace(microsecond=0))
+
     def create_pipeline(self, params: dict[str, Any]) -> dict[str, Any]:
         """CreatePipeline; the same uniqueId answers the same pipeline (idempotent retries)."""
         unique_id = params["uniqueId"]

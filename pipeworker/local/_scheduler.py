@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,8 +347,12 @@ class Scheduler:
     def retry_later(self, instance: Instance, delay: float) -> None:
         """Offer *instance* again after *delay* seconds (a precondition not met yet)."""
         instance.set_status("WAITING_FOR_RUNNER")
+        self._retry_in(instance, delay)
+
+    def _retry_in(self, instance: Instance, delay: float) -> None:
         loop = asyncio.get_running_loop()
         instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
+        instance.retry_at = time.time() + delay
 
     def _end_lease(self, task: Task, status: str) -> None:
         if task.timer is not None:
@@ -360,8 +365,7 @@ class Scheduler:
         if instance.tries_failed <= instance.max_retries:
             instance.set_status("WAITING_FOR_RUNNER")
             if delay > 0:
-                loop = asyncio.get_running_loop()
-                instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
+                self._retry_in(instance, delay)
             else:
                 self.reconsider(instance)
             return
@@ -371,7 +375,25 @@ class Scheduler:
 
     def _retry_due(self, instance: Instance) -> None:
         instance.retry_handle = None
+        instance.retry_at = 0.0
         self.reconsider(instance)
+
+    def rearm(self) -> None:
+        """After a kept state was loaded: leases, retries and waiting work go on."""
+        loop = asyncio.get_running_loop()
+        for task in self.state.tasks.values():
+            task.timer = loop.call_at(max(task.deadline, loop.time()), self._check_lease, task)
+        for pipeline in self.state.pipelines.values():
+            for instance in pipeline.instances.values():
+                if instance.status == "WAITING_FOR_RUNNER" and instance.retry_at:
+                    self._retry_in(instance, max(instance.retry_at - time.time(), 0.0))
+                elif instance.status == "WAITING_FOR_RUNNER" or (
+                    instance.kind == "precondition"
+                    and instance.status == "RUNNING"
+                    and not instance.is_activity
+                ):
+                    instance.status = "WAITING_ON_DEPENDENCIES"
+                    self.reconsider(instance)
 
     def close(self) -> None:
         """Answer every waiting poll with no task and stop every timer (the service stops)."""

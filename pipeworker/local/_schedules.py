@@ -123,6 +123,9 @@ class ScheduleClock:
             previous.timer.cancel()
         first = cadence.start or (previous.first if previous else now)
         made = previous.made if previous else 0
+        if previous is None and pipeline.schedule_first is not None:
+            # Resumed after the service restarted with its kept state.
+            first, made = pipeline.schedule_first, pipeline.schedule_made
         loop = asyncio.get_running_loop()
         ticking = _Ticking(pipeline, cadence, first, made, loop.time(), now)
         limit = self.config.backfill_limit
@@ -132,6 +135,7 @@ class ScheduleClock:
         ticking.made = max(made, due - limit)
         self._ticking[pipeline.id] = ticking
         pipeline.schedule_active = True
+        pipeline.schedule_first, pipeline.schedule_made = ticking.first, ticking.made
         self._tick(ticking)
 
     def stop(self, pipeline: Pipeline) -> None:
@@ -145,6 +149,7 @@ class ScheduleClock:
         """A new definition was activated: its schedule starts afresh."""
         self.stop(pipeline)
         self._ticking.pop(pipeline.id, None)
+        pipeline.schedule_first, pipeline.schedule_made = None, 0
 
     def close(self) -> None:
         """The service stops: stop every clock."""
@@ -207,6 +212,8 @@ class ScheduleClock:
                 return
             logical = self._logical(ticking, ticking.made)
             ticking.made += 1
+            ticking.pipeline.schedule_first = ticking.first
+            ticking.pipeline.schedule_made = ticking.made
             try:
                 self._start_run(ticking.pipeline, logical)
             except (ExpressionError, ValueError, KeyError) as exc:  # pragma: no cover - defensive

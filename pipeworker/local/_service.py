@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,7 @@ from pipeworker.local._app import Dispatcher, Handler
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
+from pipeworker.local._persist import GroupSaver, StateStore
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RATES, RateLimiter
@@ -52,7 +54,7 @@ class LocalService:
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
         self.swf = SwfApi(self.config)
-        pipelines = PipelineApi(self.scheduler)
+        pipelines = self._pipelines = PipelineApi(self.scheduler)
         queries = QueryApi(self.scheduler)
         tasks = TaskRunnerApi(self.scheduler)
         operations: dict[str, Handler] = {
@@ -84,6 +86,10 @@ class LocalService:
             "TerminateTaskRunner": self._terminate_call,
             **self.swf.control(),
         }
+        self._store: StateStore | None = None
+        self._saver: GroupSaver | None = None
+        if self.config.state_path is not None:
+            operations = {name: self._saving(handler) for name, handler in operations.items()}
         self.dispatcher = Dispatcher(
             operations,
             control,
@@ -107,6 +113,12 @@ class LocalService:
             raise RuntimeError("LocalService is already running")
         if self.config.verify_signatures:
             self.dispatcher.verifier = SignatureVerifier(self.config.credentials)
+        if self.config.state_path is not None and self._store is None:
+            self._store = StateStore(self.config.state_path)
+            self._store.load(self.state)
+            self._saver = GroupSaver(self._store, self.state)
+            self.scheduler.rearm()
+            self._pipelines.resume_schedules()
         # No access log: one log line per request would cost more than the request.
         runner = web.AppRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
         await runner.setup()
@@ -131,6 +143,10 @@ class LocalService:
         self.scheduler.close()
         self.swf.close()
         await runner.cleanup()
+        if self._store is not None:
+            self._store.save(self.state)
+            self._store.close()
+            self._store = self._saver = None
 
     async def __aenter__(self) -> LocalService:
         await self.start()
@@ -143,6 +159,22 @@ class LocalService:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _saving(self, handler: Handler) -> Handler:
+        """*handler*, saving what it changed to the kept state before its answer goes out."""
+
+        async def run(params: dict[str, Any]) -> Any:
+            result: Any = None
+            try:
+                outcome = handler(params)
+                result = (await outcome) if inspect.isawaitable(outcome) else outcome
+                return result
+            finally:
+                if self._saver is not None:
+                    touched = {params.get("pipelineId"), (result or {}).get("pipelineId")}
+                    await self._saver.save(t for t in touched if isinstance(t, str))
+
+        return run
 
     # --- local-only controls ----------------------------------------------------------------
 

@@ -64,9 +64,13 @@ class _Object:
         self.fields = fields
         self.status = ""
 
+    def touch(self) -> None:
+        """Note a change, for a service that keeps its state (``LocalConfig.state_path``)."""
+
     def set_status(self, status: str) -> None:
         self.status = status
         self.fields["@status"] = [status]
+        self.touch()
 
     def set(self, key: str, value: Value | None) -> None:
         """Set a single-valued field; None removes it."""
@@ -74,10 +78,12 @@ class _Object:
             self.fields.pop(key, None)
         else:
             self.fields[key] = [value]
+        self.touch()
 
     def stamp(self, key: str, moment: datetime | None = None) -> None:
         """Set a date field to *moment* (now by default), in the service's date format."""
         self.fields[key] = [format_datetime(moment) if moment else now_text()]
+        self.touch()
 
 
 class Instance(_Object):
@@ -96,6 +102,7 @@ class Instance(_Object):
         "max_retries",
         "pipeline",
         "report_progress_timeout",
+        "retry_at",
         "retry_delay",
         "retry_handle",
         "tries_failed",
@@ -133,6 +140,12 @@ class Instance(_Object):
         self.tries_failed = 0
         self.in_queue = False
         self.retry_handle: asyncio.TimerHandle | None = None
+        self.retry_at = 0.0  # wall-clock time of the pending retry, for a kept state
+
+    def touch(self) -> None:
+        changed = self.pipeline.changed
+        if changed is not None:
+            changed.add(self)
 
     @property
     def current(self) -> Attempt | None:
@@ -149,6 +162,11 @@ class Attempt(_Object):
         super().__init__(object_id, object_id, fields)
         self.instance = instance
         self.task: Task | None = None
+
+    def touch(self) -> None:
+        changed = self.instance.pipeline.changed
+        if changed is not None:
+            changed.add(self)
 
 
 @dataclass(eq=False, slots=True)
@@ -193,6 +211,11 @@ class Pipeline:
     blank_parameters: frozenset[str] = frozenset()
     # Actions (onFail, onSuccess, onLateAction) fired, oldest first: what they would have sent.
     fired_actions: list[dict[str, Any]] = field(default_factory=list)
+    # The schedule's progress: its first run's time and how many runs it has made.
+    schedule_first: datetime | None = None
+    schedule_made: int = 0
+    # With a kept state: the instances and attempts changed since the last save.
+    changed: set[Any] | None = None
     # Ids of the runs' tasks not yet in a terminal status: "is it over?" in O(1); by run too
     # (keyed by the run's scheduled start), as scheduled runs overlap.
     open_activities: set[str] = field(default_factory=set)
