@@ -17,16 +17,11 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pipeworker.local._definition import (
-    fields_from_wire,
-    fields_to_wire,
-    parse_objects,
-    resolve_all,
-)
+from pipeworker.local._definition import parse_objects, resolve_all
 from pipeworker.local._state import (
     TERMINAL,
     Attempt,
@@ -35,7 +30,7 @@ from pipeworker.local._state import (
     ServiceState,
     Task,
 )
-from pipeworker.local._values import Value, format_datetime, parse_datetime
+from pipeworker.local._values import Ref, Value, format_datetime, parse_datetime
 
 __all__ = ["GroupSaver", "StateStore"]
 
@@ -60,6 +55,21 @@ CREATE TABLE IF NOT EXISTS deleted (id TEXT PRIMARY KEY);
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _encode(fields: Mapping[str, Sequence[Value]]) -> dict[str, list[Any]]:
+    """Fields as JSON: a string stays a string, a reference is ``{"r": id}`` (compact, fast)."""
+    return {
+        key: [value if type(value) is str else {"r": value.id} for value in values]  # type: ignore[union-attr]
+        for key, values in fields.items()
+    }
+
+
+def _decode(data: Mapping[str, list[Any]]) -> dict[str, list[Value]]:
+    return {
+        key: [value if isinstance(value, str) else Ref(value["r"]) for value in values]
+        for key, values in data.items()
+    }
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -150,9 +160,7 @@ class StateStore:
                 stamp = str(item.fields.get("@scheduledStartTime", [""])[0])
                 if (pipeline.id, stamp) not in self._runs:
                     self._runs.add((pipeline.id, stamp))
-                    runs = {
-                        oid: [name, fields_to_wire(f)] for oid, (name, f) in item.components.items()
-                    }
+                    runs = {oid: [name, _encode(f)] for oid, (name, f) in item.components.items()}
                     db.execute(
                         "INSERT OR REPLACE INTO runs VALUES (?, ?, ?)",
                         (pipeline.id, stamp, _dumps(runs)),
@@ -210,8 +218,7 @@ class StateStore:
         runs: dict[tuple[str, str], dict[str, tuple[str, dict[str, list[Value]]]]] = {}
         for pipeline_id, stamp, body in db.execute("SELECT * FROM runs"):
             runs[(pipeline_id, stamp)] = {
-                oid: (name, fields_from_wire(wire))
-                for oid, (name, wire) in json.loads(body).items()
+                oid: (name, _decode(wire)) for oid, (name, wire) in json.loads(body).items()
             }
             self._runs.add((pipeline_id, stamp))
         depends: list[tuple[Instance, list[str]]] = []
@@ -236,7 +243,7 @@ class StateStore:
                     dependency.dependents.append(instance)
         for pipeline, data, object_id in attempts:
             owner = pipeline.instances[data["instance"]]
-            attempt = Attempt(object_id, fields_from_wire(data["fields"]), owner)
+            attempt = Attempt(object_id, _decode(data["fields"]), owner)
             attempt.status = data["status"]
             owner.attempts.append(attempt)
             pipeline.attempts[object_id] = attempt
@@ -364,7 +371,7 @@ def _instance(instance: Instance) -> str:
     return _dumps(
         {
             "name": instance.name,
-            "fields": fields_to_wire(instance.fields),
+            "fields": _encode(instance.fields),
             "component": instance.component_id,
             "kind": instance.kind,
             "isActivity": instance.is_activity,
@@ -386,7 +393,7 @@ def _restore_instance(pipeline: Pipeline, object_id: str, data: dict[str, Any]) 
     instance = Instance(
         object_id,
         data["name"],
-        fields_from_wire(data["fields"]),
+        _decode(data["fields"]),
         pipeline=pipeline,
         component_id=data["component"],
         is_activity=data["isActivity"],
@@ -406,7 +413,7 @@ def _restore_instance(pipeline: Pipeline, object_id: str, data: dict[str, Any]) 
 def _attempt(attempt: Attempt) -> str:
     return _dumps(
         {
-            "fields": fields_to_wire(attempt.fields),
+            "fields": _encode(attempt.fields),
             "instance": attempt.instance.id,
             "status": attempt.status,
         }
