@@ -9,7 +9,9 @@ concurrent keep-alive connections, so neither botocore nor signing is measured. 
 - ``mixed``: steady-state runner traffic on leased tasks: ReportTaskProgress, heartbeats and
   empty polls (the service runs with ``--poll-hold 0`` so an empty poll answers at once).
 
-Prints one JSON line per workload: calls, seconds, calls per second.
+Each runs twice: with state in memory (the default) and with ``--state FILE`` (every answered call
+saved to SQLite first). Prints one JSON line per workload and state: calls, seconds, calls per
+second.
 
     python benchmarks/service_ceiling.py --seconds 5 --connections 16
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -46,7 +50,7 @@ class Client:
         return answer
 
 
-async def start_service() -> tuple[asyncio.subprocess.Process | None, str]:
+async def start_service(state: str | None = None) -> tuple[asyncio.subprocess.Process | None, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -55,6 +59,7 @@ async def start_service() -> tuple[asyncio.subprocess.Process | None, str]:
         "0",
         "--poll-hold",
         "0",
+        *(("--state", state) if state else ()),
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -173,8 +178,26 @@ async def main() -> None:
     parser.add_argument(
         "--endpoint-url", help="measure a service already running (started with --poll-hold 0)"
     )
+    parser.add_argument(
+        "--state-only", action="store_true", help="measure only the service with --state FILE"
+    )
     args = parser.parse_args()
-    process, url = (None, args.endpoint_url) if args.endpoint_url else await start_service()
+    if args.endpoint_url:
+        await measure(args, None, args.endpoint_url, state=False)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        for state in ([] if args.state_only else [None]) + [os.path.join(folder, "state.db")]:
+            process, url = await start_service(state)
+            await measure(args, process, url, state=state is not None)
+
+
+async def measure(
+    args: argparse.Namespace,
+    process: asyncio.subprocess.Process | None,
+    url: str,
+    *,
+    state: bool,
+) -> None:
     try:
         connector = aiohttp.TCPConnector(limit=args.connections)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -183,7 +206,8 @@ async def main() -> None:
                 await cycle(client, args.seconds, args.connections, args.batch),
                 await mixed(client, args.seconds, args.connections),
             ):
-                print(json.dumps({**result, "connections": args.connections}), flush=True)
+                line = {**result, "connections": args.connections, "state": state}
+                print(json.dumps(line), flush=True)
     finally:
         if process is not None:
             process.terminate()

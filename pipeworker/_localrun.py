@@ -12,6 +12,16 @@ pipes); a table of every activity instance closes the run.
 The app declares the definition ``--local`` runs by default with a module attribute::
 
     PIPELINE_DEFINITION = "hello.json"      # a path, relative to the module's own file
+
+Parameters are given as the AWS CLI takes them: ``--parameter-values KEY=VALUE`` (repeatable),
+``--parameter-values-uri FILE`` and ``--parameter-objects FILE``. Values given override the file's
+own ``values``.
+
+Worker groups: an activity with ``runsOn`` is polled on its resource's group,
+``<pipelineId>/<resourceId>`` (the local service gives each pipeline's resources their own group).
+Since the pipeline id is only known once the run starts, a handler registered for the bare
+resource id (``@worker.activity("EC2Resource_HelloWorld")``) serves that group here; the groups
+are printed when the run starts.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
@@ -120,6 +130,61 @@ def _region(worker: Worker, region: str | None) -> str:
     )
 
 
+def parameter_inputs(
+    values: Sequence[str] = (),
+    values_uri: str | None = None,
+    objects: str | None = None,
+) -> dict[str, Any]:
+    """The PutPipelineDefinition parameters the command line gives (none given: empty).
+
+    Raises:
+        LocalRunError: a value is not ``KEY=VALUE``, a file is unreadable or malformed, or both
+            ``--parameter-values`` and ``--parameter-values-uri`` are given.
+    """
+    from pipeworker.local._deffile import (
+        DefinitionFileError,
+        load_parameter_objects_file,
+        load_parameter_values_file,
+    )
+
+    if values and values_uri is not None:
+        raise LocalRunError(
+            "give --parameter-values or --parameter-values-uri, not both (as the AWS CLI)"
+        )
+    result: dict[str, Any] = {}
+    try:
+        if objects is not None:
+            result["parameterObjects"] = load_parameter_objects_file(objects)
+        if values_uri is not None:
+            result["parameterValues"] = load_parameter_values_file(values_uri)
+    except DefinitionFileError as exc:
+        raise LocalRunError(str(exc)) from exc
+    if values:
+        pairs = []
+        for item in values:
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip():
+                raise LocalRunError(
+                    f"--parameter-values {item!r}: write each as KEY=VALUE, like "
+                    "myS3LogsPath=s3://bucket/logs"
+                )
+            pairs.append({"id": key.strip(), "stringValue": value})
+        result["parameterValues"] = pairs
+    return result
+
+
+def _with_parameters(definition: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(definition)
+    if "parameterObjects" in given:
+        merged["parameterObjects"] = given["parameterObjects"]
+    if "parameterValues" in given:
+        overridden = {item["id"] for item in given["parameterValues"]}
+        merged["parameterValues"] = [
+            item for item in definition.get("parameterValues", []) if item["id"] not in overridden
+        ] + list(given["parameterValues"])
+    return merged
+
+
 def run_local(
     worker: Worker,
     module: ModuleType,
@@ -128,6 +193,9 @@ def run_local(
     keep_running: bool = False,
     region: str | None = None,
     out: IO[str] | None = None,
+    parameter_values: Sequence[str] = (),
+    parameter_values_uri: str | None = None,
+    parameter_objects: str | None = None,
 ) -> int:
     """Run *worker* against an in-process local service until the pipeline is done.
 
@@ -138,6 +206,9 @@ def run_local(
         keep_running: stay up after the pipeline is done until SIGINT/SIGTERM.
         region: the region for the clients (any name works locally).
         out: where progress and the summary go; stdout by default.
+        parameter_values: ``KEY=VALUE`` items, as ``--parameter-values`` takes them.
+        parameter_values_uri: a ``{"values": {...}}`` file.
+        parameter_objects: a ``{"parameters": [...]}`` file replacing the definition's own.
 
     Returns:
         0 when every activity instance finished, 1 when one failed or the worker failed.
@@ -152,6 +223,8 @@ def run_local(
         definition = load_definition_file(path)
     except DefinitionFileError as exc:
         raise LocalRunError(str(exc)) from exc
+    given = parameter_inputs(parameter_values, parameter_values_uri, parameter_objects)
+    definition = _with_parameters(definition, given)
     _ensure_credentials()
     driver = _Driver(worker, path, definition, _region(worker, region), out or sys.stdout)
     return asyncio.run(driver.run(keep_running))
@@ -166,6 +239,7 @@ class _Row:
     ended: str = ""
     error: str = ""
     worker_group: str = ""
+    runs_on: str = ""
 
 
 class _Driver:
@@ -276,6 +350,28 @@ class _Driver:
         self.say(f"pipeline {pipeline_id} ({self.path}) activated")
         return pipeline_id
 
+    def _route_resources(self, rows: list[_Row], pipeline_id: str) -> None:
+        """Let handlers registered for a bare resource id serve that resource's group."""
+        registered = list(self.worker.activities.values())
+        polled = {activity.queue for activity in registered}
+        prefix = pipeline_id + "/"
+        for group in sorted({row.worker_group for row in rows}):
+            if group in polled or not group.startswith(prefix):
+                continue
+            for activity in registered:
+                if activity.queue == group[len(prefix) :]:
+                    self.worker.activity(group, type=activity.type)(activity.handler)
+
+    def _list_groups(self, rows: list[_Row]) -> None:
+        by_group: dict[str, list[str]] = {}
+        for row in rows:
+            by_group.setdefault(row.worker_group, []).append(
+                row.name + (f" (runsOn {row.runs_on})" if row.runs_on else "")
+            )
+        self.say("worker groups to poll:")
+        for group, names in sorted(by_group.items()):
+            self.say(f"  {group or '(none)'}: {', '.join(sorted(names))}")
+
     def _check_groups(self, rows: list[_Row]) -> None:
         polled = {activity.queue for activity in self.worker.activities.values()}
         stranded = sorted(
@@ -301,6 +397,8 @@ class _Driver:
                 "add an object whose type ends in 'Activity' (like ShellCommandActivity) "
                 "with a workerGroup this worker serves"
             )
+        self._list_groups(first)
+        self._route_resources(first, pipeline_id)
         self._check_groups(first)
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
         self._serving = serving
@@ -325,6 +423,7 @@ class _Driver:
                     f"pipeline done; still serving at {endpoint_url} "
                     f"(region {self.region}); press Ctrl-C to stop"
                 )
+                self._list_groups(rows)
                 stopped = asyncio.create_task(self.stop_requested.wait())
                 await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
@@ -366,28 +465,42 @@ class _Driver:
             if not page.get("hasMoreResults"):
                 break
             marker = page["marker"]
-        rows: list[_Row] = []
+        from pipeworker.local._activation import resource_worker_group
+
+        described: dict[str, dict[str, str]] = {}
+        names: dict[str, str] = {}
         for start in range(0, len(ids), 25):
-            described = await client.describe_objects(
+            answer = await client.describe_objects(
                 pipelineId=pipeline_id, objectIds=ids[start : start + 25]
             )
-            for obj in described["pipelineObjects"]:
+            for obj in answer["pipelineObjects"]:
                 fields: dict[str, str] = {}
                 for field in obj["fields"]:
-                    fields.setdefault(field["key"], field.get("stringValue", ""))
-                if not fields.get("type", "").endswith("Activity"):
-                    continue  # data nodes and resources: not work anyone waits for
-                rows.append(
-                    _Row(
-                        id=obj["id"],
-                        name=obj["name"],
-                        status=fields.get("@status", "?"),
-                        started=fields.get("@actualStartTime", ""),
-                        ended=fields.get("@actualEndTime", ""),
-                        error=fields.get("errorMessage", ""),
-                        worker_group=fields.get("workerGroup", ""),
-                    )
+                    fields.setdefault(field["key"], field.get("stringValue", field.get("refValue")))
+                described[obj["id"]] = fields
+                names[obj["id"]] = obj["name"]
+        rows: list[_Row] = []
+        for object_id, fields in described.items():
+            if not fields.get("type", "").endswith("Activity"):
+                continue  # data nodes and resources: not work anyone waits for
+            group = fields.get("workerGroup", "")
+            runs_on = ""
+            if "runsOn" in fields:
+                target = described.get(fields["runsOn"], {})
+                runs_on = target.get("@componentParent", fields["runsOn"])
+                group = resource_worker_group(pipeline_id, runs_on)
+            rows.append(
+                _Row(
+                    id=object_id,
+                    name=names[object_id],
+                    status=fields.get("@status", "?"),
+                    started=fields.get("@actualStartTime", ""),
+                    ended=fields.get("@actualEndTime", ""),
+                    error=fields.get("errorMessage", ""),
+                    worker_group=group,
+                    runs_on=runs_on,
                 )
+            )
         return rows
 
     def _summary(self, rows: list[_Row], elapsed: float) -> None:

@@ -122,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --local: stay up after the pipeline is done, for boto3 or the AWS CLI",
     )
+    local.add_argument(
+        "--parameter-values",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="with --local: parameter values, as 'aws datapipeline put-pipeline-definition "
+        "--parameter-values myS3LogsPath=s3://bucket/logs' takes them (repeatable)",
+    )
+    local.add_argument(
+        "--parameter-values-uri",
+        metavar="FILE",
+        help='with --local: a JSON file {"values": {"myParam": "value"}} of parameter values',
+    )
+    local.add_argument(
+        "--parameter-objects",
+        metavar="FILE",
+        help='with --local: a JSON file {"parameters": [...]} replacing the definition\'s own',
+    )
     return parser
 
 
@@ -138,6 +157,9 @@ class Options:
         local: ``--local``.
         pipeline: ``--pipeline``.
         keep_running: ``--keep-running``.
+        parameter_values: ``--parameter-values`` (``KEY=VALUE`` each).
+        parameter_values_uri: ``--parameter-values-uri``.
+        parameter_objects: ``--parameter-objects``.
     """
 
     app: str
@@ -148,6 +170,9 @@ class Options:
     local: bool
     pipeline: str | None
     keep_running: bool
+    parameter_values: tuple[str, ...] = ()
+    parameter_values_uri: str | None = None
+    parameter_objects: str | None = None
 
     @property
     def log_level(self) -> str:
@@ -175,6 +200,9 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     for flag, given in (
         ("--pipeline", namespace.pipeline),
         ("--keep-running", namespace.keep_running),
+        ("--parameter-values", namespace.parameter_values),
+        ("--parameter-values-uri", namespace.parameter_values_uri),
+        ("--parameter-objects", namespace.parameter_objects),
     ):
         if given and not namespace.local:
             raise UsageError(f"{flag} only applies with --local")
@@ -187,6 +215,9 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         local=namespace.local,
         pipeline=namespace.pipeline,
         keep_running=namespace.keep_running,
+        parameter_values=tuple(namespace.parameter_values),
+        parameter_values_uri=namespace.parameter_values_uri,
+        parameter_objects=namespace.parameter_objects,
     )
 
 
@@ -353,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pipeline=options.pipeline,
                 keep_running=options.keep_running,
                 region=options.settings.get("region"),
+                parameter_values=options.parameter_values,
+                parameter_values_uri=options.parameter_values_uri,
+                parameter_objects=options.parameter_objects,
             )
         except (ConfigurationError, LocalRunError) as exc:
             _fail(str(exc))

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     defaults = LocalConfig()
     parser = argparse.ArgumentParser(
         prog="python -m pipeworker.local",
-        description="A local AWS Data Pipeline service for development and tests (in memory).",
+        description="A local AWS Data Pipeline service for development and tests.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         help="delay added to each task-runner call, uniform in [MIN, MAX] milliseconds",
     )
     add("--seed", type=int, default=None, help="seed of the fault RNG")
+    add(
+        "--state",
+        metavar="FILE",
+        default=None,
+        help="keep pipelines, instances, attempts and leases in this SQLite file across restarts "
+        "(default: memory only)",
+    )
     add(
         "--verify-signatures",
         action="store_true",
@@ -122,12 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             verify_signatures=args.verify_signatures,
             credentials=_credentials(args.credentials) if args.verify_signatures else {},
+            state_path=args.state,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve(LocalService(config, host=args.host, port=args.port)))
+    except sqlite3.DatabaseError as exc:
+        print(f"error: --state {args.state}: not a usable state file: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

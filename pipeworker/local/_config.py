@@ -44,6 +44,10 @@ class LocalConfig:
             does (off by default: anything signed with any key is accepted).
         credentials: secret access key by access key id, for ``verify_signatures``; never
             shown in the config's repr.
+        backfill_limit: at activation, create at most this many of a schedule's past runs
+            (the latest); None backfills them all, as AWS does (up to 1,000).
+        state_path: an SQLite file keeping pipelines, instances, attempts and leases across
+            restarts (every answered call is saved first); None keeps state in memory only.
     """
 
     poll_hold: float = 90.0
@@ -61,6 +65,8 @@ class LocalConfig:
     seed: int | None = None
     verify_signatures: bool = False
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    backfill_limit: int | None = None
+    state_path: str | None = None
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -30,6 +30,8 @@ from typing import Any
 __all__ = [
     "DefinitionFileError",
     "load_definition_file",
+    "load_parameter_objects_file",
+    "load_parameter_values_file",
     "parse_definition",
     "to_definition_document",
 ]
@@ -58,6 +60,64 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> _Pairs:
             seen.add(key)
         result.duplicates = tuple(duplicates)
     return result
+
+
+def _read_json(path: str | os.PathLike[str]) -> tuple[str, Any]:
+    name = os.fspath(path)
+    if name.startswith("file://"):
+        name = name[len("file://") :]
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise DefinitionFileError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        return name, json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_pairs_hook)
+    except UnicodeDecodeError as exc:
+        raise DefinitionFileError(f"{name}: not UTF-8 text; save it as UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise DefinitionFileError(
+            f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+    except RecursionError:
+        raise DefinitionFileError(f"{name}: JSON nested too deeply") from None
+
+
+def load_parameter_values_file(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Read ``--parameter-values-uri``'s file, ``{"values": {"myParam": "value"}}``.
+
+    Returns:
+        PutPipelineDefinition's ``parameterValues``.
+
+    Raises:
+        DefinitionFileError: When the file cannot be read or is not of that shape.
+    """
+    name, document = _read_json(path)
+    if not isinstance(document, Mapping) or "values" not in document:
+        raise DefinitionFileError(
+            f'{name}: a parameter values file is a JSON object like {{"values": '
+            f'{{"myParam": "value"}}}}, not {_kind(document)} without "values"'
+        )
+    return _values(document["values"], name)
+
+
+def load_parameter_objects_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read ``--parameter-objects``' file, ``{"parameters": [{"id": "myParam", ...}]}``.
+
+    Returns:
+        PutPipelineDefinition's ``parameterObjects``.
+
+    Raises:
+        DefinitionFileError: When the file cannot be read or is not of that shape.
+    """
+    name, document = _read_json(path)
+    if not isinstance(document, Mapping) or "parameters" not in document:
+        raise DefinitionFileError(
+            f'{name}: a parameter objects file is a JSON object like {{"parameters": '
+            f'[{{"id": "myParam", "type": "String"}}]}}, not {_kind(document)} without '
+            '"parameters"'
+        )
+    return _parameters(document["parameters"], name)
 
 
 def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeworker.local._evaluation import PARAMETER, period_seconds
+from pipeworker.local._evaluation import PARAMETER, period_seconds, substitute_parameters
+from pipeworker.local._fieldcheck import check_formats
 from pipeworker.local._values import Ref, Value
 
 __all__ = [
@@ -20,7 +21,9 @@ __all__ = [
     "Problems",
     "fields_from_wire",
     "fields_to_wire",
+    "instance_kind",
     "is_activity",
+    "optional_parameters",
     "parameter_values",
     "parse_objects",
     "resolve_all",
@@ -33,7 +36,19 @@ MAX_OBJECT_BYTES = 15_360
 MAX_RETRIES = 5
 # Fields whose references are structural, not objects a task needs to see.
 STRUCTURAL_REFS = frozenset({"parent", "dependsOn", "schedule"})
-DURATION_FIELDS = ("retryDelay", "attemptTimeout", "reportProgressTimeout")
+# Fields naming actions the service itself fires; a runner never sees them.
+ACTION_REFS = frozenset({"onFail", "onSuccess", "onLateAction"})
+RESOURCE_TYPES = frozenset({"Ec2Resource", "EmrCluster"})
+PRECONDITION_TYPES = frozenset(
+    {
+        "DynamoDBDataExists",
+        "DynamoDBTableExists",
+        "Exists",
+        "S3KeyExists",
+        "S3PrefixNotEmpty",
+        "ShellCommandPrecondition",
+    }
+)
 
 Problems = dict[str, list[str]]
 """Messages per object id, as PutPipelineDefinition's validationErrors/validationWarnings."""
@@ -105,6 +120,34 @@ def is_activity(fields: Mapping[str, Sequence[Value]]) -> bool:
     return isinstance(kind, str) and kind.endswith("Activity")
 
 
+def instance_kind(fields: Mapping[str, Sequence[Value]]) -> str | None:
+    """What an activation makes of an object: ``activity``, ``datanode``, ``resource`` or
+    ``precondition``; None for what AWS never instantiates (schedules, databases, data formats,
+    EMR configurations, actions such as SnsAlarm)."""
+    kind = _first(fields, "type")
+    if not isinstance(kind, str):
+        return None
+    if kind.endswith("Activity"):
+        return "activity"
+    if kind.endswith("DataNode"):
+        return "datanode"
+    if kind in RESOURCE_TYPES:
+        return "resource"
+    if kind in PRECONDITION_TYPES:
+        return "precondition"
+    return None
+
+
+def optional_parameters(parameter_objects: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """Ids of the parameters declared ``"optional": "true"``."""
+    return frozenset(
+        parameter["id"]
+        for parameter in parameter_objects
+        for attribute in parameter.get("attributes", [])
+        if attribute["key"] == "optional" and attribute["stringValue"].strip().lower() == "true"
+    )
+
+
 def _parent_chain(
     component: Component, components: Mapping[str, Component]
 ) -> tuple[list[Component], bool]:
@@ -140,9 +183,16 @@ def resolve_all(components: Mapping[str, Component]) -> dict[str, dict[str, list
 
 
 def validate_definition(
-    components: Sequence[Component], parameters: Mapping[str, str], parameter_ids: Iterable[str]
+    components: Sequence[Component],
+    parameters: Mapping[str, str],
+    parameter_objects: Sequence[Mapping[str, Any]],
 ) -> tuple[Problems, Problems]:
-    """Check a definition the way the service does; return (errors, warnings) per object id."""
+    """Check a definition the way the service does; return (errors, warnings) per object id.
+
+    *parameters* are the values (defaults included); a parameter declared ``optional`` may have
+    none. A ``#{myX}`` that names no parameter is a user-defined field when the object has a
+    field ``myX`` (the guide's "User-Defined Fields"), else an error.
+    """
     errors: Problems = {}
     warnings: Problems = {}
     by_id: dict[str, Component] = {}
@@ -150,10 +200,12 @@ def validate_definition(
         if component.id in by_id:
             errors.setdefault(component.id, []).append(f"Duplicate object id {component.id!r}")
         by_id[component.id] = component
-    for parameter_id in parameter_ids:
-        if not parameter_id.startswith("my"):
+    declared = {parameter["id"] for parameter in parameter_objects}
+    optional = optional_parameters(parameter_objects)
+    for parameter_id in sorted(declared):
+        if not parameter_id.startswith(("my", "*my")):
             errors.setdefault(parameter_id, []).append(
-                f"Parameter id {parameter_id!r} must start with 'my'"
+                f"Parameter id {parameter_id!r} must start with 'my' (or '*my' for a masked one)"
             )
     resolved = resolve_all(by_id)
     referenced: set[str] = set()
@@ -164,7 +216,9 @@ def validate_definition(
         if isinstance(value, Ref)
     }
     for component in by_id.values():
-        problems = _check_component(component, by_id, resolved[component.id], parameters)
+        problems = _check_component(
+            component, by_id, resolved[component.id], _Parameters(parameters, declared, optional)
+        )
         if component.id in parents:
             # A template other objects inherit from needs no type of its own.
             problems = [p for p in problems if not p.startswith("Object has no 'type'")]
@@ -214,11 +268,21 @@ def object_limits(fields: Mapping[str, Sequence[Value]]) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class _Parameters:
+    values: Mapping[str, str]
+    declared: set[str]
+    optional: frozenset[str]
+
+    def substitute(self, text: str) -> str:
+        return substitute_parameters(text, self.values, self.optional)
+
+
 def _check_component(
     component: Component,
     by_id: Mapping[str, Component],
     fields: Mapping[str, Sequence[Value]],
-    parameters: Mapping[str, str],
+    parameters: _Parameters,
 ) -> list[str]:
     problems = object_limits(component.fields)
     for key, values in component.fields.items():
@@ -227,7 +291,7 @@ def _check_component(
                 if value.id not in by_id:
                     problems.append(f"Field {key!r} references object {value.id!r}, not defined")
             else:
-                problems.extend(_check_parameters(key, value, parameters))
+                problems.extend(_check_parameters(key, value, parameters, fields))
     _, loops = _parent_chain(component, by_id)
     if loops:
         problems.append("The 'parent' chain of this object forms a cycle")
@@ -240,19 +304,25 @@ def _check_component(
     retries = _first(fields, "maximumRetries")
     if isinstance(retries, str) and not (retries.isdigit() and int(retries) <= MAX_RETRIES):
         problems.append(f"maximumRetries must be an integer from 0 to {MAX_RETRIES}")
-    for key in DURATION_FIELDS:
-        text = _first(fields, key)
-        if isinstance(text, str) and "#{" not in text and _seconds(text) is None:
-            problems.append(f"{key} {text!r} is not a period such as '10 minutes'")
+    problems.extend(check_formats(_first(fields, "type"), component.fields, parameters.substitute))
     return problems
 
 
-def _check_parameters(key: str, text: str, parameters: Mapping[str, str]) -> list[str]:
-    return [
-        f"Field {key!r} uses parameter {name!r}, which has no value"
-        for name in PARAMETER.findall(text)
-        if name not in parameters
-    ]
+def _check_parameters(
+    key: str, text: str, parameters: _Parameters, fields: Mapping[str, Sequence[Value]]
+) -> list[str]:
+    problems: list[str] = []
+    for name in PARAMETER.findall(text):
+        if name in parameters.values or name in parameters.optional:
+            continue
+        if name in parameters.declared:
+            problems.append(f"Field {key!r} uses parameter {name!r}, which has no value")
+        elif name not in fields:
+            problems.append(
+                f"Field {key!r} uses #{{{name}}}, which is neither a parameter nor a field of "
+                'this object; declare it under "parameters" or set the field'
+            )
+    return problems
 
 
 def _dependency_cycles(by_id: Mapping[str, Component]) -> list[tuple[str, str]]:

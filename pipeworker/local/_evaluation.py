@@ -22,15 +22,29 @@ __all__ = [
     "substitute_parameters",
 ]
 
-# Parameter ids must start with "my" (the service's rule), so this cannot catch a function call.
-PARAMETER = re.compile(r"#\{\s*(my[A-Za-z0-9_]*)\s*\}")
+# Parameter ids start with "my", or "*my" for a masked one (the Developer Guide's custom
+# templates), so this cannot catch a function call. A user-defined field ("myX" on an object) has
+# the same shape: what is not a parameter is left for the evaluator to read as a field.
+PARAMETER = re.compile(r"#\{\s*(\*?my[A-Za-z0-9_]*)\s*\}")
 
 
-def substitute_parameters(text: str, values: Mapping[str, str]) -> str:
-    """Replace every ``#{myParam}`` whose parameter has a value; leave the rest untouched."""
+def substitute_parameters(
+    text: str, values: Mapping[str, str], blank: frozenset[str] = frozenset()
+) -> str:
+    """Replace every ``#{myParam}`` whose parameter has a value; leave the rest untouched.
+
+    Parameters in *blank* (optional ones given no value) become the empty string.
+    """
     if "#{" not in text:
         return text
-    return PARAMETER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in values:
+            return values[name]
+        return "" if name in blank else match.group(0)
+
+    return PARAMETER.sub(replace, text)
 
 
 def evaluate_text(text: str, object_id: str, lookup: Lookup, now: datetime | None = None) -> str:

@@ -12,6 +12,7 @@ from pipeworker.local._definition import (
     Component,
     Problems,
     fields_to_wire,
+    optional_parameters,
     parameter_values,
     parse_objects,
     resolve_all,
@@ -19,6 +20,7 @@ from pipeworker.local._definition import (
 )
 from pipeworker.local._errors import invalid_request, pipeline_not_found
 from pipeworker.local._scheduler import Scheduler
+from pipeworker.local._schedules import ScheduleClock, cadence_of
 from pipeworker.local._state import Pipeline, utc_now
 from pipeworker.local._taskrunner import find_pipeline
 
@@ -38,6 +40,17 @@ class PipelineApi:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
         self.state = scheduler.state
+        self.clock = ScheduleClock(scheduler.config, self._start_run)
+        scheduler.on_close.append(self.clock.close)
+
+    def resume_schedules(self) -> None:
+        """After a kept state was loaded: scheduled pipelines' clocks go on from now."""
+        for pipeline in self.state.pipelines.values():
+            if pipeline.state != "SCHEDULED" or not pipeline.schedule_active:
+                continue
+            cadence = cadence_of(pipeline)
+            if cadence is not None:
+                self.clock.activate(pipeline, cadence, utc_now().replace(microsecond=0))
 
     def create_pipeline(self, params: dict[str, Any]) -> dict[str, Any]:
         """CreatePipeline; the same uniqueId answers the same pipeline (idempotent retries)."""
@@ -67,6 +80,7 @@ class PipelineApi:
         pipeline = self.state.pipelines.get(params["pipelineId"])
         if pipeline is None:
             raise pipeline_not_found(params["pipelineId"])
+        self.clock.forget(pipeline)
         for instance in pipeline.current_run:
             self.scheduler.cancel(instance)
         for task in list(self.state.tasks.values()):
@@ -114,9 +128,7 @@ class PipelineApi:
         parameter_objects = params.get("parameterObjects", [])
         values = parameter_values(parameter_objects, params.get("parameterValues", []))
         components = parse_objects(objects)
-        errors, warnings = validate_definition(
-            components, values, [p["id"] for p in parameter_objects]
-        )
+        errors, warnings = validate_definition(components, values, parameter_objects)
         answer = {
             "validationErrors": _problems(errors, "errors"),
             "validationWarnings": _problems(warnings, "warnings"),
@@ -157,7 +169,11 @@ class PipelineApi:
         return definition
 
     def activate_pipeline(self, params: dict[str, Any]) -> dict[str, Any]:
-        """ActivatePipeline: one run of every activity (a running run is resumed, not repeated)."""
+        """ActivatePipeline: start the schedule, or one run of an on-demand pipeline.
+
+        Activating a pipeline whose run is going (or whose schedule is ticking) resumes it; a
+        deactivated schedule resumes from its last run, backfilling what it missed.
+        """
         pipeline = find_pipeline(self.state, params["pipelineId"])
         if pipeline.definition is None:
             raise invalid_request(f"Pipeline {pipeline.id} has no definition to activate")
@@ -165,34 +181,60 @@ class PipelineApi:
             raise invalid_request(
                 f"Pipeline {pipeline.id} has an errored definition; fix and put it again"
             )
-        if pipeline.open_activities:
-            pipeline.state = "SCHEDULED"
-            self.scheduler.resume_held(pipeline)
-            return {}
-        start = params.get("startTimestamp")
-        scheduled = _start_time(start) if start is not None else utc_now().replace(microsecond=0)
-        # Instance ids carry the second: two runs in one second need distinct ids.
-        if pipeline.last_run_start is not None and scheduled <= pipeline.last_run_start:
-            scheduled = pipeline.last_run_start + timedelta(seconds=1)
         definition = pipeline.definition
         values = parameter_values(
             definition["parameterObjects"],
             definition["parameterValues"],
             params.get("parameterValues", []),
         )
+        if pipeline.active_definition is not definition or pipeline.state == "FINISHED":
+            self.clock.forget(pipeline)
+            pipeline.schedule_active = False
+        resuming = pipeline.schedule_active or bool(pipeline.open_activities)
+        was_inactive = pipeline.state == "INACTIVE"
         pipeline.active_definition = definition
         pipeline.state = "SCHEDULED"
-        pipeline.last_run_start = scheduled
+        pipeline.parameters = values
+        pipeline.blank_parameters = optional_parameters(definition["parameterObjects"]) - set(
+            values
+        )
+        self.scheduler.resume_held(pipeline)
+        start = params.get("startTimestamp")
+        now = _start_time(start) if start is not None else utc_now().replace(microsecond=0)
+        cadence = cadence_of(pipeline)
+        if cadence is not None:
+            if not resuming or was_inactive:
+                pipeline.health = ""
+                self.clock.activate(pipeline, cadence, now)
+            return {}
+        if resuming:
+            return {}
         pipeline.health = ""
-        instances, errors = build_run(pipeline, scheduled, values, self.scheduler.config)
-        self.scheduler.start_run(pipeline, instances, errors)
+        self._start_run(pipeline, now)
         return {}
+
+    def _start_run(self, pipeline: Pipeline, scheduled: datetime) -> None:
+        # Instance ids carry the second: two runs in one second need distinct ids.
+        last = pipeline.last_run_start
+        if last is not None and scheduled <= last and not pipeline.schedule_active:
+            scheduled = last + timedelta(seconds=1)
+        if pipeline.last_run_start is None or scheduled > pipeline.last_run_start:
+            pipeline.last_run_start = scheduled
+        instances, errors = build_run(
+            pipeline,
+            scheduled,
+            pipeline.parameters,
+            self.scheduler.config,
+            pipeline.blank_parameters,
+        )
+        self.scheduler.start_run(pipeline, instances, errors)
 
     def deactivate_pipeline(self, params: dict[str, Any]) -> dict[str, Any]:
         """DeactivatePipeline: hold waiting work; with cancelActive (default), cancel running."""
         pipeline = find_pipeline(self.state, params["pipelineId"])
         if pipeline.state in ("SCHEDULED", "FINISHED"):
             pipeline.state = "INACTIVE"
+        self.clock.stop(pipeline)
         if params.get("cancelActive", True):
             for instance in pipeline.current_run:
                 if instance.status == "RUNNING":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeworker.local._config import LocalConfig
+from pipeworker.local._hooks import Hooks
 from pipeworker.local._state import (
     FAILED_LIKE,
     TERMINAL,
@@ -56,6 +57,10 @@ class Scheduler:
     def __init__(self, state: ServiceState, config: LocalConfig) -> None:
         self.state = state
         self.config = config
+        self.hooks = Hooks(self)
+        self._depth = 0
+        # Called by close(): owners of other timers (the schedule clock) stop them there.
+        self.on_close: list[Callable[[], None]] = []
         self._ready: dict[str, deque[Instance]] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
         self._closed_at: float | None = None  # time.monotonic() of close(), until reopen()
@@ -65,24 +70,50 @@ class Scheduler:
     def start_run(
         self, pipeline: Pipeline, instances: list[Instance], errors: dict[str, str]
     ) -> None:
-        """Set the new run's statuses and release the activities that depend on nothing."""
-        pipeline.current_run = [instance for instance in instances if instance.is_activity]
-        pipeline.open_activities = {instance.id for instance in pipeline.current_run}
+        """Set the new run's statuses and release what depends on nothing.
+
+        As on AWS (the AWS CLI's ``list-runs`` example): resources are CREATING until a task
+        runs on them, data nodes wait for their producers (an input nobody produces is there
+        at once), and activities wait for their dependencies, inputs and preconditions.
+        """
+        tasks = [instance for instance in instances if instance.is_activity]
+        if not pipeline.open_activities:
+            # Nothing of earlier runs is still going: forget them (a scheduled pipeline's runs
+            # overlap, and then they are all current).
+            pipeline.current_run = []
+            pipeline.current_objects = []
+        pipeline.current_run.extend(tasks)
+        pipeline.current_objects.extend(i for i in instances if not i.is_activity)
+        for instance in tasks:
+            self._open(instance)
         for instance in instances:
-            if not instance.is_activity:
-                kind = instance.fields.get("type", [""])[0]
-                data = isinstance(kind, str) and kind.endswith("DataNode")
-                instance.set_status("FINISHED" if data else "RUNNING")
-        for instance in pipeline.current_run:
-            instance.set_status("WAITING_ON_DEPENDENCIES")
-        for instance in pipeline.current_run:
+            if instance.kind == "resource":
+                instance.set_status("CREATING")
+            else:
+                instance.set_status("WAITING_ON_DEPENDENCIES")
+        self.hooks.run_started(pipeline, instances)
+        for instance in tasks:
             if instance.id in errors:
                 instance.set("errorId", "ExpressionError")
                 instance.set("errorMessage", errors[instance.id])
                 self._finish_instance(instance, "FAILED")
-        for instance in pipeline.current_run:
+        for instance in instances:
             self.reconsider(instance)
-        self._check_run(pipeline)
+        if instances:
+            self._check_run(pipeline, _run_of(instances[0]))
+
+    def _open(self, instance: Instance) -> None:
+        pipeline = instance.pipeline
+        pipeline.open_activities.add(instance.id)
+        pipeline.open_by_run.setdefault(_run_of(instance), set()).add(instance.id)
+
+    def precondition_result(self, instance: Instance, *, met: bool, note: str = "") -> None:
+        """A service-checked precondition's outcome: met finishes it, else it is FALSE."""
+        if instance.status in TERMINAL:
+            return
+        if note:
+            instance.set("errorMessage", note)
+        self._finish_instance(instance, "FINISHED" if met else "FAILED")
 
     def held(self, instance: Instance) -> bool:
         """True while a pause (of the component or of the whole pipeline) holds *instance* back."""
@@ -99,7 +130,12 @@ class Scheduler:
         elif self.held(instance):
             instance.set_status("PAUSED")
         elif all(status == "FINISHED" for status in statuses):
-            self._offer(instance)
+            if instance.is_activity:
+                self._offer(instance)
+            elif instance.kind == "precondition":
+                self.hooks.check_precondition(instance)
+            else:
+                self._finish_instance(instance, "FINISHED")
         else:
             instance.set_status("WAITING_ON_DEPENDENCIES")
 
@@ -131,22 +167,43 @@ class Scheduler:
             instance.retry_handle = None
         instance.set_status(status)
         instance.stamp("@actualEndTime")
-        instance.pipeline.open_activities.discard(instance.id)
-        for dependent in instance.dependents:
-            self.reconsider(dependent)
-        self._check_run(instance.pipeline)
+        pipeline = instance.pipeline
+        pipeline.open_activities.discard(instance.id)
+        pipeline.open_by_run.get(_run_of(instance), set()).discard(instance.id)
+        self.hooks.finished(instance, status)
+        # Whether the run is over is decided once the whole cascade has settled, not in the
+        # middle of it (an activity's second output would be seen as stranded).
+        self._depth += 1
+        try:
+            for dependent in instance.dependents:
+                self.reconsider(dependent)
+        finally:
+            self._depth -= 1
+        if not self._depth:
+            self._check_run(pipeline, _run_of(instance))
 
-    def _check_run(self, pipeline: Pipeline) -> None:
-        run = pipeline.current_run
-        if not run or pipeline.open_activities:
+    def _check_run(self, pipeline: Pipeline, run: str) -> None:
+        """When run *run* has no task left, settle its other objects; when no run of the
+        pipeline has, its health and state."""
+        if pipeline.open_by_run.get(run):
             return
-        failed = any(instance.status != "FINISHED" for instance in run)
+        pipeline.open_by_run.pop(run, None)
+        for instance in pipeline.current_objects:
+            if _run_of(instance) != run:
+                continue
+            if instance.kind == "resource" and instance.status not in TERMINAL:
+                # The run is over: its resources shut down (those never used are cancelled).
+                used = instance.status == "RUNNING"
+                instance.set_status("FINISHED" if used else "CANCELED")
+                instance.stamp("@actualEndTime")
+            elif instance.status not in TERMINAL:
+                instance.set_status("CANCELED")
+                instance.stamp("@actualEndTime")
+        if pipeline.open_activities or not pipeline.current_run:
+            return
+        failed = any(instance.status != "FINISHED" for instance in pipeline.current_run)
         pipeline.health = "ERROR" if failed else "HEALTHY"
-        if pipeline.state == "SCHEDULED":
-            pipeline.state = "FINISHED"
-        for instance in pipeline.instances.values():
-            if not instance.is_activity and instance.status == "RUNNING":
-                instance.set_status("FINISHED")
+        self.hooks.run_over(pipeline)
 
     # --- polls and leases -------------------------------------------------------------------
 
@@ -203,6 +260,11 @@ class Scheduler:
         instance.set("@attemptCount", str(number))
         if hostname:
             instance.set("hostname", hostname)
+        resource = instance.fields.get("runsOn", [None])[0]
+        if isinstance(resource, Ref):
+            target = pipeline.instances.get(resource.id)
+            if target is not None and target.status == "CREATING":
+                target.set_status("RUNNING")
         loop = asyncio.get_running_loop()
         now = loop.time()
         task = Task(secrets.token_urlsafe(24), attempt, deadline=now, started=now)
@@ -273,7 +335,25 @@ class Scheduler:
             attempt.set(key, value)
         self._end_lease(task, status)
         instance = attempt.instance
+        if status == "FALSE" and instance.kind == "precondition":
+            self.hooks.precondition_false(instance)
+            return
         self._failed_try(instance, attempt, "FAILED", instance.retry_delay)
+
+    def finish(self, instance: Instance, status: str) -> None:
+        """End *instance* with *status* (a precondition check that timed out, say)."""
+        if instance.status not in TERMINAL:
+            self._finish_instance(instance, status)
+
+    def retry_later(self, instance: Instance, delay: float) -> None:
+        """Offer *instance* again after *delay* seconds (a precondition not met yet)."""
+        instance.set_status("WAITING_FOR_RUNNER")
+        self._retry_in(instance, delay)
+
+    def _retry_in(self, instance: Instance, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
+        instance.retry_at = time.time() + delay
 
     def _end_lease(self, task: Task, status: str) -> None:
         if task.timer is not None:
@@ -286,8 +366,7 @@ class Scheduler:
         if instance.tries_failed <= instance.max_retries:
             instance.set_status("WAITING_FOR_RUNNER")
             if delay > 0:
-                loop = asyncio.get_running_loop()
-                instance.retry_handle = loop.call_later(delay, self._retry_due, instance)
+                self._retry_in(instance, delay)
             else:
                 self.reconsider(instance)
             return
@@ -297,7 +376,25 @@ class Scheduler:
 
     def _retry_due(self, instance: Instance) -> None:
         instance.retry_handle = None
+        instance.retry_at = 0.0
         self.reconsider(instance)
+
+    def rearm(self) -> None:
+        """After a kept state was loaded: leases, retries and waiting work go on."""
+        loop = asyncio.get_running_loop()
+        for task in self.state.tasks.values():
+            task.timer = loop.call_at(max(task.deadline, loop.time()), self._check_lease, task)
+        for pipeline in self.state.pipelines.values():
+            for instance in pipeline.instances.values():
+                if instance.status == "WAITING_FOR_RUNNER" and instance.retry_at:
+                    self._retry_in(instance, max(instance.retry_at - time.time(), 0.0))
+                elif instance.status == "WAITING_FOR_RUNNER" or (
+                    instance.kind == "precondition"
+                    and instance.status == "RUNNING"
+                    and not instance.is_activity
+                ):
+                    instance.status = "WAITING_ON_DEPENDENCIES"
+                    self.reconsider(instance)
 
     def close(self) -> None:
         """Answer every waiting poll with no task and pause every timer (the service stops).
@@ -305,6 +402,9 @@ class Scheduler:
         The stopped timers stay on their tasks and instances, so :meth:`reopen` can re-arm them.
         """
         self._closed_at = time.monotonic()
+        self.hooks.close()
+        for close in self.on_close:
+            close()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 _expire(waiter.future)
@@ -365,7 +465,7 @@ class Scheduler:
         for key in ("errorId", "errorMessage", "errorStackTrace", "@actualEndTime"):
             instance.set(key, None)
         instance.set_status("WAITING_ON_DEPENDENCIES")
-        instance.pipeline.open_activities.add(instance.id)
+        self._open(instance)
         self._revive(instance)
         self.reconsider(instance)
         if instance.pipeline.state == "FINISHED":
@@ -373,10 +473,14 @@ class Scheduler:
 
     def _revive(self, instance: Instance) -> None:
         for dependent in instance.dependents:
-            if dependent.status == "CASCADE_FAILED":
+            # A data node waits for its producer again; an activity only if the failure had
+            # cascaded to it.
+            data = not dependent.is_activity and dependent.status in TERMINAL
+            if dependent.status == "CASCADE_FAILED" or data:
                 dependent.set("@actualEndTime", None)
                 dependent.set_status("WAITING_ON_DEPENDENCIES")
-                dependent.pipeline.open_activities.add(dependent.id)
+                if dependent.is_activity:
+                    self._open(dependent)
                 self._revive(dependent)
 
     def mark_finished(self, instance: Instance) -> None:
@@ -403,6 +507,12 @@ class Scheduler:
         for instance in pipeline.current_run:
             if instance.status in WAITING and self.held(instance) and not instance.retry_handle:
                 instance.set_status("PAUSED")
+
+
+def _run_of(instance: Instance) -> str:
+    """The run an instance belongs to: its scheduled start."""
+    stamp = instance.fields.get("@scheduledStartTime", [""])[0]
+    return stamp if isinstance(stamp, str) else ""
 
 
 def _expire(future: asyncio.Future[Task | None]) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from pipeworker.local import _actions
 from pipeworker.local._app import Dispatcher, Handler
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
 from pipeworker.local._http import JsonErrorRunner
+from pipeworker.local._persist import GroupSaver, StateStore
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
 from pipeworker.local._ratelimit import RATES, RateLimiter
@@ -20,7 +23,7 @@ from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
 from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
-from pipeworker.local._taskrunner import TaskRunnerApi
+from pipeworker.local._taskrunner import TaskRunnerApi, find_pipeline
 
 __all__ = ["LocalService"]
 
@@ -48,10 +51,11 @@ class LocalService:
         self.port = port
         self.state = ServiceState()
         self.scheduler = Scheduler(self.state, self.config)
+        self.scheduler.hooks = _actions.ActionHooks(self.scheduler)
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
         self.swf = SwfApi(self.config)
-        pipelines = PipelineApi(self.scheduler)
+        pipelines = self._pipelines = PipelineApi(self.scheduler)
         queries = QueryApi(self.scheduler)
         tasks = TaskRunnerApi(self.scheduler)
         operations: dict[str, Handler] = {
@@ -77,11 +81,16 @@ class LocalService:
         }
         control: dict[str, Handler] = {
             "ConfigureFaults": self._configure_faults_call,
+            "DescribeFiredActions": self._fired_actions_call,
             "GetStats": lambda _: self.stats(),
             "ResetStats": self._reset_stats_call,
             "TerminateTaskRunner": self._terminate_call,
             **self.swf.control(),
         }
+        self._store: StateStore | None = None
+        self._saver: GroupSaver | None = None
+        if self.config.state_path is not None:
+            operations = {name: self._saving(handler) for name, handler in operations.items()}
         self.dispatcher = Dispatcher(
             operations,
             control,
@@ -105,6 +114,12 @@ class LocalService:
             raise RuntimeError("LocalService is already running")
         if self.config.verify_signatures:
             self.dispatcher.verifier = SignatureVerifier(self.config.credentials)
+        if self.config.state_path is not None and self._store is None:
+            self._store = StateStore(self.config.state_path)
+            self._store.load(self.state)
+            self._saver = GroupSaver(self._store, self.state)
+            self.scheduler.rearm()
+            self._pipelines.resume_schedules()
         # No access log: one log line per request would cost more than the request.
         runner = JsonErrorRunner(self.dispatcher.app(), access_log=None, handle_signals=False)
         await runner.setup()
@@ -136,6 +151,10 @@ class LocalService:
         self.scheduler.close()
         self.swf.close()
         await runner.cleanup()
+        if self._store is not None:
+            self._store.save(self.state)
+            self._store.close()
+            self._store = self._saver = None
 
     async def __aenter__(self) -> LocalService:
         await self.start()
@@ -148,6 +167,22 @@ class LocalService:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _saving(self, handler: Handler) -> Handler:
+        """*handler*, saving what it changed to the kept state before its answer goes out."""
+
+        async def run(params: dict[str, Any]) -> Any:
+            result: Any = None
+            try:
+                outcome = handler(params)
+                result = (await outcome) if inspect.isawaitable(outcome) else outcome
+                return result
+            finally:
+                if self._saver is not None:
+                    touched = {params.get("pipelineId"), (result or {}).get("pipelineId")}
+                    await self._saver.save(t for t in touched if isinstance(t, str))
+
+        return run
 
     # --- local-only controls ----------------------------------------------------------------
 
@@ -252,6 +287,17 @@ class LocalService:
         ``heartbeats``, ``lastHeartbeatDetails``, ``cancelRequested``, ``identity``.
         Also ``PipeworkerLocal.DescribeActivityTasks`` on the wire."""
         return self.swf.history(domain)
+
+    def fired_actions(self, pipeline_id: str) -> list[dict[str, Any]]:
+        """The actions (onSuccess, onFail, onLateAction) *pipeline_id* fired, oldest first, with
+        what each would have sent. Also ``PipeworkerLocal.DescribeFiredActions`` on the wire."""
+        return list(_actions.describe(find_pipeline(self.state, pipeline_id))["actions"])
+
+    def _fired_actions_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        pipeline_id = params.get("pipelineId")
+        if not isinstance(pipeline_id, str) or not pipeline_id:
+            raise invalid_request("DescribeFiredActions needs a pipelineId string")
+        return dict(_actions.describe(find_pipeline(self.state, pipeline_id)))
 
     def reset_stats(self) -> None:
         """Zero every counter."""

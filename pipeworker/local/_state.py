@@ -64,9 +64,13 @@ class _Object:
         self.fields = fields
         self.status = ""
 
+    def touch(self) -> None:
+        """Note a change, for a service that keeps its state (``LocalConfig.state_path``)."""
+
     def set_status(self, status: str) -> None:
         self.status = status
         self.fields["@status"] = [status]
+        self.touch()
 
     def set(self, key: str, value: Value | None) -> None:
         """Set a single-valued field; None removes it."""
@@ -74,10 +78,12 @@ class _Object:
             self.fields.pop(key, None)
         else:
             self.fields[key] = [value]
+        self.touch()
 
     def stamp(self, key: str, moment: datetime | None = None) -> None:
         """Set a date field to *moment* (now by default), in the service's date format."""
         self.fields[key] = [format_datetime(moment) if moment else now_text()]
+        self.touch()
 
 
 class Instance(_Object):
@@ -87,13 +93,16 @@ class Instance(_Object):
         "attempt_timeout",
         "attempts",
         "component_id",
+        "components",
         "dependents",
         "depends_on",
         "in_queue",
         "is_activity",
+        "kind",
         "max_retries",
         "pipeline",
         "report_progress_timeout",
+        "retry_at",
         "retry_delay",
         "retry_handle",
         "tries_failed",
@@ -109,11 +118,17 @@ class Instance(_Object):
         pipeline: Pipeline,
         component_id: str,
         is_activity: bool,
+        kind: str = "activity",
     ) -> None:
         super().__init__(object_id, name, fields)
         self.pipeline = pipeline
         self.component_id = component_id
         self.is_activity = is_activity
+        # activity, precondition (both run as tasks), datanode or resource.
+        self.kind = kind
+        # The run's other objects (schedules, databases, data formats...) as a runner may see
+        # them: fields evaluated for this run. Shared by every instance of the run.
+        self.components: dict[str, tuple[str, dict[str, list[Value]]]] = {}
         self.worker_group = ""
         self.depends_on: list[Instance] = []
         self.dependents: list[Instance] = []
@@ -125,6 +140,12 @@ class Instance(_Object):
         self.tries_failed = 0
         self.in_queue = False
         self.retry_handle: asyncio.TimerHandle | None = None
+        self.retry_at = 0.0  # wall-clock time of the pending retry, for a kept state
+
+    def touch(self) -> None:
+        changed = self.pipeline.changed
+        if changed is not None:
+            changed.add(self)
 
     @property
     def current(self) -> Attempt | None:
@@ -141,6 +162,11 @@ class Attempt(_Object):
         super().__init__(object_id, object_id, fields)
         self.instance = instance
         self.task: Task | None = None
+
+    def touch(self) -> None:
+        changed = self.instance.pipeline.changed
+        if changed is not None:
+            changed.add(self)
 
 
 @dataclass(eq=False, slots=True)
@@ -178,8 +204,24 @@ class Pipeline:
     attempts: dict[str, Attempt] = field(default_factory=dict)
     paused_components: set[str] = field(default_factory=set)
     current_run: list[Instance] = field(default_factory=list)
-    # Ids of the run's activities not yet in a terminal status: "is the run over?" in O(1).
+    # The current run's instances that are no tasks: data nodes, resources, S3 preconditions.
+    current_objects: list[Instance] = field(default_factory=list)
+    # Parameter values of the active run, and the optional parameters that have none.
+    parameters: dict[str, str] = field(default_factory=dict)
+    blank_parameters: frozenset[str] = frozenset()
+    # Actions (onFail, onSuccess, onLateAction) fired, oldest first: what they would have sent.
+    fired_actions: list[dict[str, Any]] = field(default_factory=list)
+    # The schedule's progress: its first run's time and how many runs it has made.
+    schedule_first: datetime | None = None
+    schedule_made: int = 0
+    # With a kept state: the instances and attempts changed since the last save.
+    changed: set[Any] | None = None
+    # Ids of the runs' tasks not yet in a terminal status: "is it over?" in O(1); by run too
+    # (keyed by the run's scheduled start), as scheduled runs overlap.
     open_activities: set[str] = field(default_factory=set)
+    open_by_run: dict[str, set[str]] = field(default_factory=dict)
+    # True while the schedule has runs to come (SCHEDULED stays SCHEDULED).
+    schedule_active: bool = False
     last_run_start: datetime | None = None
     health: str = ""
 

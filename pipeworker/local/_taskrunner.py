@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from pipeworker.local._activation import pipeline_lookup
-from pipeworker.local._definition import fields_to_wire, object_limits
+from pipeworker.local._definition import ACTION_REFS, fields_to_wire, object_limits
 from pipeworker.local._errors import (
     ApiError,
     invalid_request,
@@ -71,7 +71,12 @@ class TaskRunnerApi:
         return {"taskObject": self.task_object(task)}
 
     def task_object(self, task: Task) -> dict[str, Any]:
-        """The TaskObject: the attempt, its instance and every object they reference."""
+        """The TaskObject: the attempt, its instance and every object they reference.
+
+        Only evaluated fields reach a runner: referenced instances carry their evaluated fields
+        and other components (schedules, databases, data formats) the copy evaluated for the
+        run. Actions (``onFail``, ``onSuccess``, ``onLateAction``) are the service's business.
+        """
         attempt = task.attempt
         instance = attempt.instance
         pipeline = instance.pipeline
@@ -84,8 +89,9 @@ class TaskRunnerApi:
             object_id, name, fields = pending.pop()
             if object_id in objects:
                 continue
-            objects[object_id] = {"id": object_id, "name": name, "fields": fields_to_wire(fields)}
-            for key, values in fields.items():
+            shown = {key: values for key, values in fields.items() if key not in ACTION_REFS}
+            objects[object_id] = {"id": object_id, "name": name, "fields": fields_to_wire(shown)}
+            for key, values in shown.items():
                 if key == "dependsOn" or key.startswith("@"):
                     continue
                 for value in values:
@@ -93,9 +99,9 @@ class TaskRunnerApi:
                         found = pipeline.instances.get(value.id)
                         if found is not None:
                             pending.append((found.id, found.name, found.fields))
-                        elif value.id in pipeline.resolved:
-                            component = pipeline.components[value.id]
-                            pending.append((value.id, component.name, pipeline.resolved[value.id]))
+                        elif value.id in instance.components:
+                            component_name, component = instance.components[value.id]
+                            pending.append((value.id, component_name, component))
         return {
             "taskId": task.id,
             "pipelineId": pipeline.id,
