@@ -4,6 +4,7 @@ service, and moto's S3."""
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,54 @@ def test_a_long_command_is_killed_with_its_whole_process_group(
         assert not alive(shell)
         attempt = attempt_of(local, pipeline_id, "Long")
         assert attempt["errorId"] == "RunnerShutdown"
+
+
+def test_local_runs_a_definition_file_for_real(s3: Any, launcher: Launcher, tmp_path: Path) -> None:
+    definition = tmp_path / "definition.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "objects": [
+                    {
+                        "id": "Default",
+                        "name": "Default",
+                        "scheduleType": "ondemand",
+                        "workerGroup": "laptop",
+                        "maximumRetries": "0",
+                        "pipelineLogUri": "s3://logs-bucket/local",
+                    },
+                    {"id": "In", "type": "S3DataNode", "filePath": "s3://data-bucket/l/in.txt"},
+                    {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://data-bucket/l/out"},
+                    {
+                        "id": "Shout",
+                        "name": "Shout",
+                        "type": "ShellCommandActivity",
+                        "stage": "true",
+                        "input": {"ref": "In"},
+                        "output": {"ref": "Out"},
+                        "command": "tr a-z A-Z < $INPUT1_STAGING_DIR/in.txt > "
+                        "$OUTPUT1_STAGING_DIR/out.txt",
+                    },
+                    {
+                        "id": "Then",
+                        "name": "Then",
+                        "type": "ShellCommandActivity",
+                        "dependsOn": {"ref": "Shout"},
+                        "command": "echo done",
+                    },
+                ]
+            }
+        )
+    )
+    s3.put_object(Bucket="data-bucket", Key="l/in.txt", Body=b"quiet\n")
+    # No --workerGroup: the definition's worker groups are served.
+    code, output = launcher.run("--local", "--pipeline", str(definition))
+    assert code == 0, output
+    assert "pipeline finished" in output
+    assert read(s3, "data-bucket", "l/out/out.txt") == b"QUIET\n"
+    assert keys(s3, "logs-bucket", "local/")
+
+    definition.write_text(definition.read_text().replace("echo done", "exit 4"))
+    code, output = launcher.run("--local", "--pipeline", str(definition))
+    assert code == 1
+    assert "ExitCode4" in output
