@@ -156,4 +156,9 @@ async def ship_attempt_logs(
         )
         return False
     shutil.rmtree(logdir, ignore_errors=True)
+    for parent in list(logdir.parents)[:3]:  # the instance, component and pipeline folders
+        try:
+            parent.rmdir()
+        except OSError:
+            break  # not empty: other attempts' logs are still there
     return True

@@ -38,13 +38,19 @@ def _file_formatter(fmt: str) -> logging.Formatter:
 
     if fmt == "json":
         return JsonFormatter()
-    # Log files outlive a day: full UTC dates, not the console's time of day.
-    formatter = TextFormatter()
-    formatter.datefmt = "%Y-%m-%dT%H:%M:%S"
-    formatter.default_msec_format = "%s.%03dZ"
-    formatter.converter = time.gmtime
-    formatter._style._fmt = "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(name)s: %(message)s"
-    return formatter
+
+    class FileFormatter(TextFormatter):
+        # Log files outlive a day: full UTC dates, not the console's time of day.
+        converter = staticmethod(time.gmtime)
+
+        def __init__(self) -> None:
+            logging.Formatter.__init__(
+                self,
+                "%(asctime)s.%(msecs)03dZ %(levelname)-7s %(name)s: %(message)s",
+                "%Y-%m-%dT%H:%M:%S",
+            )
+
+    return FileFormatter()
 
 
 def build_runner(options: Options) -> object:

@@ -91,8 +91,13 @@ class LogShipper:
             return None
         reinstall = self._handler is not None
         self.uninstall()
-        rotated = self.output / ROTATED_DIR / f"taskrunner.{_stamp(self._started)}.log"
-        rotated.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.output / ROTATED_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        rotated = folder / f"taskrunner.{_stamp(self._started)}.log"
+        number = 1
+        while rotated.exists() or rotated.with_name(rotated.name + ".gz").exists():
+            number += 1  # two cycles in one second (a stop right after a cycle)
+            rotated = folder / f"taskrunner.{_stamp(self._started)}-{number}.log"
         self.path.rename(rotated)
         if reinstall:
             self.install()
