@@ -6,6 +6,7 @@ import base64
 import http.client
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from pipeworker.local import LocalConfig
 from pipeworker.taskrunner import main
-from pipeworker.taskrunner._options import export_environment, parse_options
+from pipeworker.taskrunner._options import build_parser, export_environment, parse_options
 from pipeworker.testing import serve_in_thread
 from tests.taskrunner.conftest import Launcher, runner_env, start_pipeline, wait_done, wire
 from tests.taskrunner.test_end_to_end import GROUP, default, keys
@@ -241,3 +242,35 @@ def test_java_defaults(tmp_path: Path) -> None:
     assert options.settings == {}  # --tasks unset: the runner uses the Java default of 2
     assert options.output == Path("output").absolute()
     assert options.log_interval == 3600.0
+
+
+def test_the_readme_table_lists_every_java_flag_and_each_is_known() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Replacing the Java Task Runner", 1)[1].split("\n## ", 1)[0]
+    java_column = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `--")]
+    flags = {flag for cell in java_column for flag in re.findall(r"--[A-Za-z]+", cell)}
+    assert flags == JAVA_FLAGS
+    known = {option for action in build_parser()._actions for option in action.option_strings}
+    assert flags <= known
+
+
+JAVA_FLAGS = {
+    "--help",
+    "--workerGroup",
+    "--taskrunnerId",
+    "--config",
+    "--accessId",
+    "--secretKey",
+    "--endpoint",
+    "--region",
+    "--logUri",
+    "--output",
+    "--tasks",
+    "--proxyHost",
+    "--proxyPort",
+    "--proxyUsername",
+    "--proxyPassword",
+    "--proxyDomain",
+    "--proxyWorkstation",
+}
+"""The Developer Guide's Task Runner configuration options."""
