@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pipeworker.cli import UsageError
 from pipeworker.taskrunner._options import (
@@ -21,6 +22,9 @@ from pipeworker.taskrunner._options import (
     parse_options,
     proxy_in_environment,
 )
+
+if TYPE_CHECKING:
+    from pipeworker.taskrunner._runner import TaskRunner
 
 __all__ = ["main"]
 
@@ -53,7 +57,7 @@ def _file_formatter(fmt: str) -> logging.Formatter:
     return FileFormatter()
 
 
-def build_runner(options: Options) -> object:
+def build_runner(options: Options) -> TaskRunner:
     """The :class:`~pipeworker.taskrunner.TaskRunner` for *options*, settings applied.
 
     Raises:
@@ -113,9 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         return EXIT_USAGE
 
-    from pipeworker.taskrunner._runner import TaskRunner
-
-    assert isinstance(runner, TaskRunner)
     runner.start_log_file()
     if options.local:
         from pipeworker._localrun import LocalRunError, run_local

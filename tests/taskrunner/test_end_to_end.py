@@ -247,16 +247,26 @@ def test_a_failed_log_upload_never_fails_the_task_and_is_retried(
             wire("Hello", type="ShellCommandActivity", command="echo hi"),
         ],
     )
-    runner = launcher.start(*runner_args(local), "--log-upload-interval", "0.3")
+    runner = launcher.start(
+        *runner_args(local),
+        "--log-upload-interval",
+        "0.3",
+        "--logUri=s3://late-bucket/runner",
+        "--taskrunnerId=late-runner",
+    )
     assert wait_done(local.client, pipeline_id, ["Hello"], runner) == {"Hello": "FINISHED"}
     wait_until(lambda: "retried on the next upload cycle" in runner.text(), what="the warning")
+    wait_until(lambda: "runner log upload failed" in runner.text(), what="the runner log's")
     s3.create_bucket(Bucket="late-bucket")
-    uploaded = wait_until(lambda: keys(s3, "late-bucket"), what="the retried upload")
-    assert any(key.endswith("/stdout") for key in uploaded)
-    runner.terminate()
+    wait_until(
+        lambda: any(key.endswith("/stdout") for key in keys(s3, "late-bucket", "dp/")),
+        what="the attempt's logs",
+    )
+    wait_until(lambda: keys(s3, "late-bucket", "runner/late-runner/"), what="the runner's log")
+    assert runner.terminate() == 0
 
 
-@pytest.mark.parametrize("how", ["cancel", "sigterm"])
+@pytest.mark.parametrize("how", ["cancel", "lease-lost", "sigterm"])
 def test_a_long_command_is_killed_with_its_whole_process_group(
     local: LocalEndpoint, s3: Any, launcher: Launcher, tmp_path: Path, how: str
 ) -> None:
@@ -279,6 +289,11 @@ def test_a_long_command_is_killed_with_its_whole_process_group(
         wait_until(lambda: not alive(child) and not alive(shell), what="the command to die")
         assert statuses(local.client, pipeline_id) == {"Long": "CANCELED"}
         assert runner.process.poll() is None  # the runner itself carries on
+        assert runner.terminate() == 0
+    elif how == "lease-lost":
+        local.client.delete_pipeline(pipelineId=pipeline_id)  # progress: PipelineDeleted
+        wait_until(lambda: not alive(child) and not alive(shell), what="the command to die")
+        assert "lease lost" in runner.text()
         assert runner.terminate() == 0
     else:
         assert runner.terminate(within=15) == 0
