@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 
 from pipeworker.local import LocalConfig
@@ -98,8 +99,13 @@ def test_a_java_runner_start_up_line_works_with_only_its_first_words_changed(
         else ["--accessId", "AKIDFROMFLAGS", "--secretKey=secret-from-flags"]
     )
     with serve_in_thread(config) as local:
-        client = local.client
-        client._request_signer._credentials = _static("AKIDFROMFLAGS", "secret-from-flags")
+        client = boto3.client(
+            "datapipeline",
+            endpoint_url=local.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDFROMFLAGS",
+            aws_secret_access_key="secret-from-flags",
+        )
         pipeline_id = start_pipeline(
             client, [default(), wire("Hello", type="ShellCommandActivity", command="echo hi")]
         )
@@ -123,6 +129,7 @@ def test_a_java_runner_start_up_line_works_with_only_its_first_words_changed(
         )
         assert wait_done(client, pipeline_id, ["Hello"], runner) == {"Hello": "FINISHED"}
         assert runner.terminate() == 0
+        client.close()
     text = runner.text()
     assert "up to 3 tasks at once" in text
     assert "p@ss" not in text  # the proxy password is never logged
@@ -133,12 +140,6 @@ def test_a_java_runner_start_up_line_works_with_only_its_first_words_changed(
     assert urlsplit(launcher.moto_url).netloc in hosts  # and S3
     expected = "Basic " + base64.b64encode(b"proxy-user:p@ss:word").decode()
     assert {auth for _, auth in seen} == {expected}
-
-
-def _static(access: str, secret: str) -> Any:
-    from botocore.credentials import Credentials
-
-    return Credentials(access, secret)
 
 
 # -- usage errors: exit 2 with a message, never a traceback --------------------------------------
