@@ -275,3 +275,23 @@ JAVA_FLAGS = {
     "--proxyWorkstation",
 }
 """The Developer Guide's Task Runner configuration options."""
+
+
+def test_the_proxy_variables_are_honoured_without_flags(
+    local: Any, s3: Any, launcher: Launcher, proxy: tuple[int, list[tuple[str, str | None]]]
+) -> None:
+    port, seen = proxy
+    pipeline_id = start_pipeline(
+        local.client, [default(), wire("Hello", type="ShellCommandActivity", command="true")]
+    )
+    # The endpoints here are http://, so HTTP_PROXY is the variable that applies; HTTPS_PROXY
+    # takes the same path for AWS's https:// endpoints.
+    env = runner_env(launcher.moto_url, HTTP_PROXY=f"http://127.0.0.1:{port}")
+    runner = launcher.start(
+        f"--workerGroup={GROUP}", f"--endpoint={local.endpoint_url}", "--region=us-east-1", env=env
+    )
+    assert wait_done(local.client, pipeline_id, ["Hello"], runner) == {"Hello": "FINISHED"}
+    assert runner.terminate() == 0
+    hosts = {host for host, _ in seen}
+    assert urlsplit(local.endpoint_url).netloc in hosts
+    assert urlsplit(launcher.moto_url).netloc in hosts
