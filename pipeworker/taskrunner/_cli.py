@@ -117,7 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         return EXIT_USAGE
 
-    runner.start_log_file()
+    try:
+        runner.start_log_file()
+    except OSError as exc:
+        _fail(f"--output: cannot write the log in {options.output}: {exc.strerror}")
+        return EXIT_USAGE
     if options.local:
         from pipeworker._localrun import LocalRunError, run_local
 

@@ -295,3 +295,12 @@ def test_the_proxy_variables_are_honoured_without_flags(
     hosts = {host for host, _ in seen}
     assert urlsplit(local.endpoint_url).netloc in hosts
     assert urlsplit(launcher.moto_url).netloc in hosts
+
+
+def test_an_output_directory_that_cannot_hold_the_log_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    (output / "taskrunner.log").mkdir(parents=True)  # unwritable as a file, even for root
+    assert main(["--workerGroup=wg", f"--output={output}"]) == 2
+    assert "--output: cannot write the log" in capsys.readouterr().err
