@@ -115,7 +115,8 @@ class Transfers:
             with path.open("wb") as out:
                 async with answer["Body"] as body:
                     while chunk := await body.read(CHUNK_SIZE):
-                        out.write(chunk)
+                        # Off the loop: a slow disk must not hold up progress reports.
+                        await asyncio.to_thread(out.write, chunk)
                         size += len(chunk)
             return size
         except Exception as exc:
