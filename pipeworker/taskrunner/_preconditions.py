@@ -4,8 +4,9 @@ not hold yet ends FALSE (the service checks it again until its ``preconditionTim
 - ShellCommandPrecondition: ``command`` or ``scriptUri`` with ``scriptArgument`` s; exit 0 holds.
 - Exists: the data node it guards exists: an S3DataNode's ``filePath`` object, or at least one
   object under its ``directoryPath``.
-- S3KeyExists (``s3Key``) and S3PrefixNotEmpty (``s3Prefix``), which the Java runner evaluates
-  the same way.
+- S3KeyExists (``s3Key``) and S3PrefixNotEmpty (``s3Prefix``). On AWS these are system-managed
+  (the service checks them itself and never hands them to a runner); they are here for a
+  service that does hand them out, and cost nothing otherwise.
 """
 
 from __future__ import annotations
