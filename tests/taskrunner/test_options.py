@@ -304,3 +304,10 @@ def test_an_output_directory_that_cannot_hold_the_log_exits_2(
     (output / "taskrunner.log").mkdir(parents=True)  # unwritable as a file, even for root
     assert main(["--workerGroup=wg", f"--output={output}"]) == 2
     assert "--output: cannot write the log" in capsys.readouterr().err
+
+
+def test_help_lists_every_java_flag_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    for flag in JAVA_FLAGS:
+        assert re.search(rf"{flag}\b(?!-)", shown), flag
