@@ -3,6 +3,7 @@ against moto's S3: the preconditions' FINISHED/FALSE, and the activity's refusal
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,3 +163,33 @@ async def test_stage_false_sets_no_staging_directories(
     result = await run(context, "ShellCommandActivity", fields=fields, objects=objects)
     assert result.status == "FINISHED"
     assert out.read_text() == "[]\n"
+
+
+async def test_the_runner_embeds_like_any_worker(
+    local: Any, s3: Any, moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeworker.taskrunner import RunnerSettings, TaskRunner
+    from tests.taskrunner.conftest import start_pipeline, wait_done, wire
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
+    pipeline_id = start_pipeline(
+        local.client,
+        [
+            wire("Default", scheduleType="ondemand", workerGroup="embedded", maximumRetries="0"),
+            wire(
+                "Hi", type="ShellCommandActivity", command="echo hi", stdout="s3://data-bucket/hi"
+            ),
+        ],
+    )
+    runner = TaskRunner(
+        RunnerSettings(worker_groups=["embedded"], output=tmp_path / "output"),
+        endpoint_url=local.endpoint_url,
+        region="us-east-1",
+        progress_interval=0.3,
+    )
+    assert runner.config.max_concurrency == 10  # Worker's default; the CLI sets the Java 2
+    async with runner:
+        # Waited for in a thread: the runner shares this test's loop.
+        done = await asyncio.to_thread(wait_done, local.client, pipeline_id, ["Hi"])
+    assert done == {"Hi": "FINISHED"}
+    assert s3.get_object(Bucket="data-bucket", Key="hi")["Body"].read() == b"hi\n"
