@@ -141,10 +141,10 @@ async def ship_attempt_logs(
     """
     if destination is None:
         return False
-    (logdir / DESTINATION_FILE).write_text(str(destination), encoding="utf-8")
-    if transfers is None:
-        return False
     try:
+        (logdir / DESTINATION_FILE).write_text(str(destination), encoding="utf-8")
+        if transfers is None:
+            return False
         for path in _log_files(logdir):
             await transfers.upload_file(path, destination.join(path.name))
     except (S3Error, OSError) as exc:
