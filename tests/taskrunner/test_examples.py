@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml  # schemathesis's dependency, already in the dev extra
+import yaml
 
 from pipeworker.taskrunner._options import parse_options
 from tests.taskrunner.conftest import Launcher
