@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -436,14 +436,7 @@ def _run(worker: Worker) -> int:
         log.critical("the worker failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return EXIT_FAILURE
     if worker.left_behind:
-        global _hard_exit
-        _hard_exit = True
-        log.error(
-            "exiting with handlers still running (%s): their tasks were handed back, and the "
-            "process ends so that they cannot run twice",
-            "; ".join(worker.left_behind),
-        )
-        return EXIT_FAILURE
+        return exit_leaving_behind(worker)
     return EXIT_OK
 
 
@@ -452,9 +445,24 @@ def _run(worker: Worker) -> int:
 _hard_exit = False
 
 
-def run_main() -> NoReturn:
-    """The console script and ``python -m pipeworker``: :func:`main`, then exit with its code."""
-    code = main()
+def exit_leaving_behind(worker: Worker) -> int:
+    """After ``worker.run()`` left handlers running: say so, and have :func:`run_main` end the
+    process for certain (exit 1), so that a task handed back cannot run twice."""
+    import logging
+
+    global _hard_exit
+    _hard_exit = True
+    logging.getLogger("pipeworker.cli").error(
+        "exiting with handlers still running (%s): their tasks were handed back, and the "
+        "process ends so that they cannot run twice",
+        "; ".join(worker.left_behind),
+    )
+    return EXIT_FAILURE
+
+
+def run_main(entry: Callable[[], int] | None = None) -> NoReturn:
+    """A console script's body: *entry* (:func:`main` by default), then exit with its code."""
+    code = (entry or main)()
     if _hard_exit:
         import logging
 
