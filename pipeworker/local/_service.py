@@ -14,8 +14,9 @@ from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
-from pipeworker.local._ratelimit import RATES, RateLimiter
+from pipeworker.local._ratelimit import RATES, SFN_BURST, SFN_RATES, RateLimiter
 from pipeworker.local._scheduler import Scheduler
+from pipeworker.local._sfn import SFN_OPERATIONS, SfnApi
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
 from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
@@ -50,6 +51,7 @@ class LocalService:
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
         self.swf = SwfApi(self.config)
+        self.sfn = SfnApi(self.config)
         pipelines = PipelineApi(self.scheduler)
         queries = QueryApi(self.scheduler)
         tasks = TaskRunnerApi(self.scheduler)
@@ -85,10 +87,15 @@ class LocalService:
             operations,
             control,
             faults=self._faults,
-            limiter=RateLimiter({op: rate * self.config.rate_scale for op, rate in RATES.items()}),
+            limiter=RateLimiter(
+                {op: rate * self.config.rate_scale for op, rate in {**RATES, **SFN_RATES}.items()},
+                bursts=dict.fromkeys(SFN_RATES, SFN_BURST),
+            ),
             rate_limits=self.config.rate_limits,
             swf=self.swf.operations(),
             swf_worker_operations=SWF_OPERATIONS,
+            sfn=self.sfn.operations(),
+            sfn_worker_operations=SFN_OPERATIONS,
         )
 
     @property
@@ -127,6 +134,7 @@ class LocalService:
             return
         self.scheduler.close()
         self.swf.close()
+        self.sfn.close()
         await runner.cleanup()
 
     async def __aenter__(self) -> LocalService:
