@@ -25,6 +25,7 @@ from pipeworker.exceptions import (
 if TYPE_CHECKING:
     from pipeworker.services.base import Outcome, Ref
     from pipeworker.services.datapipeline import DataPipeline
+    from pipeworker.services.stepfunctions import StepFunctions
     from pipeworker.services.swf import SWF
     from pipeworker.task import Task
     from pipeworker.worker import Worker
@@ -41,6 +42,7 @@ __all__ = [  # noqa: RUF022
     "RequestRejected",
     "SWF",
     "ServiceError",
+    "StepFunctions",
     "Task",
     "TaskFailed",
     "ThrottlingError",
@@ -54,6 +56,7 @@ _LAZY = {
     "Outcome": "pipeworker.services.base",
     "Ref": "pipeworker.services.base",
     "SWF": "pipeworker.services.swf",
+    "StepFunctions": "pipeworker.services.stepfunctions",
     "Task": "pipeworker.task",
     "Worker": "pipeworker.worker",
 }
