@@ -13,7 +13,7 @@ import pytest
 
 from pipeworker import StepFunctions, Worker
 from pipeworker.local import LocalConfig, LocalService
-from tests.helpers import client_config
+from tests.helpers import client_config, eventually
 
 __all__ = ["ROLE", "Sfn", "machine", "task_state"]
 
@@ -71,9 +71,7 @@ class Sfn:
 
     async def finished(self, *arns: str, within: float = 20.0) -> list[dict[str, Any]]:
         """Wait until every execution has left RUNNING; their DescribeExecution answers."""
-        async with asyncio.timeout(within):
-            while any(self.status(arn) == "RUNNING" for arn in arns):
-                await asyncio.sleep(0.02)
+        await eventually(lambda: all(self.status(arn) != "RUNNING" for arn in arns), within)
         return [await self.describe_execution(executionArn=arn) for arn in arns]
 
     async def history(self, execution_arn: str) -> list[dict[str, Any]]:

@@ -232,7 +232,9 @@ async def test_a_heartbeat_timeout_cancels_the_handler_and_the_execution_takes_i
     (timed_out,) = events(await sfn.history(execution), "ActivityTimedOut")
     assert timed_out["error"] == "States.Timeout"
     (reason,) = reasons
-    assert reason is not None and "lease lost" in reason and "TaskTimedOut" in reason
+    assert reason is not None
+    assert "lease lost" in reason
+    assert "TaskTimedOut" in reason
     assert calls(service, "SendTaskSuccess") == calls(service, "SendTaskFailure") == 0
 
 
@@ -243,6 +245,7 @@ async def test_stop_execution_cancels_a_running_handler_within_one_heartbeat(
     state_machine = await sfn.machine("long", machine(Long=task_state(arn, HeartbeatSeconds=60)))
     started = asyncio.Event()
     cancelled_at: list[float] = []
+    cancelled = asyncio.Event()
     interval = 1.0
     worker = make_worker(progress_interval=interval)
 
@@ -253,6 +256,7 @@ async def test_stop_execution_cancels_a_running_handler_within_one_heartbeat(
             await asyncio.sleep(60)
         except asyncio.CancelledError:
             cancelled_at.append(time.monotonic())
+            cancelled.set()
             raise
 
     async with worker:
@@ -260,9 +264,7 @@ async def test_stop_execution_cancels_a_running_handler_within_one_heartbeat(
         await asyncio.wait_for(started.wait(), 10)
         stopped_at = time.monotonic()
         await sfn.stop_execution(executionArn=execution, error="Operator", cause="not needed")
-        async with asyncio.timeout(10):
-            while not cancelled_at:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(cancelled.wait(), 10)
 
     # One heartbeat (±10% jitter) after the stop, plus a round trip.
     assert cancelled_at[0] - stopped_at < interval * 1.1 + 0.5
@@ -294,9 +296,7 @@ async def test_200_tasks_under_30_percent_faults_none_lost_none_run_twice(
     executions = [await sfn.start(state_machine, {"n": n}) for n in range(200)]
     service.configure_faults(error_rate=0.1, throttle_rate=0.1, drop_rate=0.1, seed=13)
     async with worker:
-        async with asyncio.timeout(120):
-            while any(sfn.status(arn) == "RUNNING" for arn in executions):
-                await asyncio.sleep(0.05)
+        await sfn.finished(*executions, within=120)
     service.configure_faults(error_rate=0, throttle_rate=0, drop_rate=0)
 
     outputs = [service.sfn.executions[arn] for arn in executions]
