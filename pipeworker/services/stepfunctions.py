@@ -229,7 +229,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
     """
 
     name = SERVICE
-    queue_name = "activity"
+    queue_name = "activity ARN"
     lease_seconds = float("inf")  # each state sets its own HeartbeatSeconds, or none
 
     def __init__(
