@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_swf
+from benchmarks import bench_sfn, bench_swf
 from benchmarks._local import LocalProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +37,7 @@ RUNNERS: dict[str, list[str]] = {
         "aiobotocore",
     ],
     **bench_swf.RUNNERS,  # "pipeworker SWF", "pipeworker SWF (aiobotocore)"
+    **bench_sfn.RUNNERS,  # "pipeworker Step Functions", "... (aiobotocore)"
     "boto3 + threads": ["-m", "benchmarks.baselines.boto3_threads"],
     "aiobotocore loop": ["-m", "benchmarks.baselines.aiobotocore_loop"],
     "signed aiohttp (floor)": ["-m", "benchmarks.baselines.signed_aiohttp"],
@@ -118,6 +119,8 @@ def throughput(
                     count = tasks[concurrency]
                     if bench_swf.is_swf(command):
                         bench_swf.add_tasks(local, group, count)
+                    elif bench_sfn.is_sfn(command):
+                        bench_sfn.add_tasks(local, group, count)
                     else:
                         local.add_tasks(group, count, group)
                     result = run_json(
@@ -141,9 +144,14 @@ def throughput(
             rate = [s["tasks_per_s"] for s in samples]
             cpu = [s["cpu_ms"] for s in samples]
             ratio = ""
-            # SWF beside Data Pipeline on the same transport: the same runner, another service.
-            dp = by_runner.get(name.replace("pipeworker SWF", "pipeworker"))
-            if bench_swf.is_swf(runners[name]) and dp:
+            # SWF and Step Functions beside Data Pipeline on the same transport: the same
+            # runner, another service.
+            dp = by_runner.get(
+                name.replace("pipeworker SWF", "pipeworker").replace(
+                    "pipeworker Step Functions", "pipeworker"
+                )
+            )
+            if (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and dp:
                 paired = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, dp, strict=False)
                 ]
@@ -428,7 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "service's SWF subset; 2 calls per task (PollForActivityTask, "
             "RespondActivityTaskCompleted) against Data Pipeline's 3 (PollForTask, the "
             "acknowledging ReportTaskProgress, SetTaskStatus). Their ratio is to pipeworker on "
-            "Data Pipeline with the same transport, in the same run."
+            "Data Pipeline with the same transport, in the same run. Step Functions rows: "
+            "the same runner with `StepFunctions()`, one execution of a one-Task state machine "
+            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess)."
         )
         chart(tp, args.output / "chart.png")
     if "scale" in only:

@@ -16,7 +16,12 @@ def test_the_benchmark_harness_runs_and_writes_its_table_and_chart(tmp_path: Pat
     for title in ("Throughput", "Scale", "Pickup latency", "20 ms", "Start-up", "Endurance"):
         assert title in text
     assert "| 8 | pipeworker |" in text
-    for name in ("pipeworker SWF", "pipeworker SWF (aiobotocore)"):
+    for name in (
+        "pipeworker SWF",
+        "pipeworker SWF (aiobotocore)",
+        "pipeworker Step Functions",
+        "pipeworker Step Functions (aiobotocore)",
+    ):
         assert f"| 8 | {name} |" in text
         row = next(line for line in text.splitlines() if line.startswith(f"| 8 | {name} |"))
         assert "x Data Pipeline" in row
