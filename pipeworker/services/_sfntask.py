@@ -7,12 +7,12 @@ Functions), as ``task.py`` is from the supervisor.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from pipeworker import _retry
 from pipeworker.exceptions import LeaseLost
-from pipeworker.task import Task
+from pipeworker.task import _DONE, Task
 
 __all__ = ["StepFunctionsTask"]
 
@@ -49,22 +49,38 @@ class StepFunctionsTask(Task):
     def activity_arn(self) -> str:
         return str(self._attrs.get("activityArn", self._received.queue))
 
-    async def heartbeat(self) -> None:
+    def heartbeat(self) -> Awaitable[None]:
         """Send a SendTaskHeartbeat now, on top of the worker's own cadence.
 
         Worth calling before a step that may outlast the state's ``HeartbeatSeconds`` between
         two automatic beats. If the answer says the task is gone (a heartbeat timeout, the
-        state's ``TimeoutSeconds``, or StopExecution), the handler is cancelled as by the
-        worker's own heartbeat: :attr:`cancel_reason` says why, and nothing more is sent.
-        Sync handlers (in threads) rely on the automatic heartbeats.
+        state's ``TimeoutSeconds``, or StopExecution), the task is cancelled as by the worker's
+        own heartbeat: :attr:`cancel_reason` says why, and nothing more is sent. An async
+        handler (``await task.heartbeat()``) sees :class:`asyncio.CancelledError` at once; a
+        sync handler (in its thread, no ``await``) blocks until the answer, then should check
+        :attr:`cancelled`.
+
+        Raises:
+            ServiceError: the heartbeat could not be delivered, after retries.
         """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            return self._beat(raise_cancelled=True)
+        asyncio.run_coroutine_threadsafe(self._beat(raise_cancelled=False), self._loop).result()
+        return _DONE
+
+    async def _beat(self, *, raise_cancelled: bool) -> None:
         connection = self._connection
         received = self._received
         try:
             await _retry.call(_retry.PROGRESS, lambda: connection.report_progress(received))
         except LeaseLost as exc:
             self._cancel(f"lease lost: {exc}")
-            raise asyncio.CancelledError(self.cancel_reason) from exc
+            if raise_cancelled:
+                raise asyncio.CancelledError(self.cancel_reason) from exc
 
     def __repr__(self) -> str:
         return f"<StepFunctionsTask {self.activity_arn!r} token={self.token[:16]!r}...>"

@@ -318,6 +318,12 @@ class StepFunctions(_aws.TransportSwitch, Service):
                 self.worker_name or _default_worker_name(settings.hostname),
                 self.heartbeat_seconds,
             )
+            unknown = sorted(set(self.heartbeat_seconds) - set(settings.queues))
+            if unknown:
+                raise ConfigurationError(
+                    f"heartbeat_seconds names {', '.join(map(repr, unknown))}, which no handler "
+                    "polls: use the activity ARN or name its handler was registered with"
+                )
             await connection.resolve(settings.queues, create=self.create_activities)
             yield connection
 

@@ -306,3 +306,74 @@ async def test_200_tasks_under_30_percent_faults_none_lost_none_run_twice(
     assert set(runs.values()) == {1}  # every handler ran exactly once
     stats = service.stats()
     assert sum(stats["faults"].values()) > 100
+
+
+async def test_heartbeat_seconds_per_activity_keep_a_sync_handler_alive(
+    sfn: Sfn, make_worker: MakeWorker
+) -> None:
+    arn = await sfn.activity("sync")
+    # HeartbeatSeconds 3 lasts 0.3 s here: declared as such, the worker beats every 0.1 s,
+    # although its own progress_interval is 5 s.
+    state_machine = await sfn.machine("sync", machine(Work=task_state(arn, HeartbeatSeconds=3)))
+    worker = make_worker(service_settings={"heartbeat_seconds": {arn: 0.3}}, progress_interval=5)
+
+    @worker.activity(arn)
+    def work(task: StepFunctionsTask) -> dict[str, bool]:
+        time.sleep(0.5)
+        task.heartbeat()  # from the handler's thread: blocks until answered, no await
+        time.sleep(0.5)
+        return {"cancelled": task.cancelled}
+
+    async with worker:
+        (described,) = await sfn.finished(await sfn.start(state_machine))
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"cancelled": False}
+
+
+async def test_an_explicit_heartbeat_after_a_stop_cancels_the_handler_at_once(
+    sfn: Sfn, service: LocalService, make_worker: MakeWorker
+) -> None:
+    arn = await sfn.activity("explicit")
+    state_machine = await sfn.machine("explicit", machine(Work=task_state(arn)))
+    started, stopped, cancelled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    reasons: list[str | None] = []
+    worker = make_worker(progress_interval=30)  # no automatic beat comes first
+
+    @worker.activity(arn)
+    async def work(task: StepFunctionsTask) -> None:
+        started.set()
+        await stopped.wait()
+        try:
+            await task.heartbeat()
+        except asyncio.CancelledError:
+            reasons.append(task.cancel_reason)
+            cancelled.set()
+            raise
+
+    async with worker:
+        execution = await sfn.start(state_machine)
+        await asyncio.wait_for(started.wait(), 10)
+        await sfn.stop_execution(executionArn=execution)
+        stopped.set()
+        await asyncio.wait_for(cancelled.wait(), 5)
+
+    (reason,) = reasons
+    assert reason is not None
+    assert "TaskTimedOut" in reason
+    assert calls(service, "SendTaskSuccess") == calls(service, "SendTaskFailure") == 0
+
+
+async def test_heartbeat_seconds_for_an_activity_nobody_polls_is_refused(
+    sfn: Sfn, make_worker: MakeWorker
+) -> None:
+    from pipeworker import ConfigurationError
+
+    arn = await sfn.activity("polled")
+    worker = make_worker(service_settings={"heartbeat_seconds": {"typo": 30}})
+
+    @worker.activity(arn)
+    async def polled(task: StepFunctionsTask) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="'typo', which no handler polls"):
+        async with worker:
+            pass
