@@ -8,13 +8,15 @@ then starts one execution per task, through unsigned JSON calls (the local servi
 signatures unless asked).
 
 Calls per no-op task: Step Functions 2 (GetActivityTask, SendTaskSuccess), SWF 2, Data Pipeline 3.
-The peers a user would pick instead (``stepfunctions-activity-worker``, ``bevault-workers``) are not
-rows yet.
+Peers (:data:`PEERS`, rows when installed, ``pip install -e .[bench]``): the PyPI
+``stepfunctions-activity-worker`` as its README runs it. ``bevault-workers`` needs Python 3.13
+and is not a row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +35,16 @@ RUNNERS: dict[str, list[str]] = {
     for label, transport in (("", "lean"), (" (aiobotocore)", "aiobotocore"))
 }
 """The Step Functions rows of the throughput table, by name."""
+PEERS: dict[str, list[str]] = {
+    "stepfunctions-activity-worker": ["-m", "benchmarks.baselines.sfn_activity_worker"],
+}
+"""Step Functions workers a user would pick instead, by name; each prints the same JSON line."""
+
+
+def installed_peers() -> dict[str, list[str]]:
+    """The :data:`PEERS` whose package is installed."""
+    found = importlib.util.find_spec("stepfunctions_activity_worker") is not None
+    return dict(PEERS) if found else {}
 
 
 def activity_arn(name: str) -> str:
@@ -43,6 +55,8 @@ def activity_arn(name: str) -> str:
 def is_sfn(command: Sequence[str]) -> bool:
     """Whether a runner command runs Step Functions tasks (so :func:`add_tasks` starts them)."""
     items = list(command)
+    if items in PEERS.values():
+        return True
     return "--service" in items and items[items.index("--service") + 1] == "stepfunctions"
 
 

@@ -38,6 +38,7 @@ RUNNERS: dict[str, list[str]] = {
     ],
     **bench_swf.RUNNERS,  # "pipeworker SWF", "pipeworker SWF (aiobotocore)"
     **bench_sfn.RUNNERS,  # "pipeworker Step Functions", "... (aiobotocore)"
+    **bench_sfn.installed_peers(),  # "stepfunctions-activity-worker", when installed
     "boto3 + threads": ["-m", "benchmarks.baselines.boto3_threads"],
     "aiobotocore loop": ["-m", "benchmarks.baselines.aiobotocore_loop"],
     "signed aiohttp (floor)": ["-m", "benchmarks.baselines.signed_aiohttp"],
@@ -134,6 +135,7 @@ def throughput(
                         {
                             "tasks_per_s": result["tasks"] / result["seconds"],
                             "cpu_ms": result["cpu_seconds"] * 1000 / result["tasks"],
+                            "duplicates": result.get("duplicates", 0),
                         }
                     )
     rows = []
@@ -144,6 +146,7 @@ def throughput(
             rate = [s["tasks_per_s"] for s in samples]
             cpu = [s["cpu_ms"] for s in samples]
             ratio = ""
+            ours = by_runner.get("pipeworker Step Functions")
             # SWF and Step Functions beside Data Pipeline on the same transport: the same
             # runner, another service.
             dp = by_runner.get(
@@ -151,7 +154,18 @@ def throughput(
                     "pipeworker Step Functions", "pipeworker"
                 )
             )
-            if (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and dp:
+            if runners[name] in bench_sfn.PEERS.values() and ours:
+                # A peer beside pipeworker on Step Functions: tasks/s and CPU per task, as ratios.
+                faster = [
+                    a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(ours, samples, strict=False)
+                ]
+                lighter = [b["cpu_ms"] / a["cpu_ms"] for a, b in zip(ours, samples, strict=False)]
+                twice = sum(s["duplicates"] for s in samples)
+                ratio = (
+                    f"pipeworker SFN {spread(faster, 2)}x its tasks/s, "
+                    f"{spread(lighter, 2)}x less CPU/task; {twice} run twice"
+                )
+            elif (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and dp:
                 paired = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, dp, strict=False)
                 ]
