@@ -7,9 +7,11 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -336,3 +338,22 @@ async def test_the_aws_cli_works_against_it(sfn: Sfn, service: LocalService) -> 
     await sfn.finished(execution)
     described = await aws("describe-execution", "--execution-arn", execution)
     assert (described["status"], described["output"]) == ("SUCCEEDED", "7")
+
+
+async def test_python_m_pipeworker_local_answers_stepfunctions() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipeworker.local", "--port", "0", "--poll-hold", "0.2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        url = line.rsplit(" ", 1)[-1].strip()
+        client = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+        arn = (await asyncio.to_thread(client.create_activity, name="standalone"))["activityArn"]
+        answer = await asyncio.to_thread(client.get_activity_task, activityArn=arn)
+        assert "taskToken" not in answer
+    finally:
+        process.terminate()
+        await process.wait()
