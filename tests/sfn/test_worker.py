@@ -377,3 +377,33 @@ async def test_heartbeat_seconds_for_an_activity_nobody_polls_is_refused(
     with pytest.raises(ConfigurationError, match="'typo', which no handler polls"):
         async with worker:
             pass
+
+
+async def test_both_transports_sign_as_states_where_signatures_are_checked(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeworker import StepFunctions
+    from pipeworker.local import LocalConfig
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    config = LocalConfig(poll_hold=0.5, verify_signatures=True, credentials={"AKIDLOCAL": "secret"})
+    async with LocalService(config) as service:
+        sfn = Sfn(service)
+        arn = await sfn.activity("signed")
+        state_machine = await sfn.machine("signed", machine(Work=task_state(arn)))
+        worker = Worker(
+            service=StepFunctions(transport=transport),  # type: ignore[arg-type]
+            endpoint_url=service.endpoint_url,
+            region="us-east-1",
+            shutdown_grace=1.0,
+        )
+
+        @worker.activity(arn)
+        async def signed(task: StepFunctionsTask) -> str:
+            return "verified"
+
+        async with worker:
+            (described,) = await sfn.finished(await sfn.start(state_machine))
+    assert described["output"] == '"verified"'
+    assert service.stats()["errors"] == {}
