@@ -30,6 +30,15 @@ __all__ = [
 _MISSING: Any = object()
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
 _INTRINSIC = re.compile(r"^\s*States\.([A-Za-z0-9]+)\s*\(")
+# JSONPath beyond reference paths, named in InvalidDefinition.
+_FEATURES = (
+    ("recursive descent '..'", r"\.\."),
+    ("wildcard '[*]'", r"\[\*\]|\.\*"),
+    ("filter '[?(...)]'", r"\[\?"),
+    ("slice '[start:end]'", r"\[-?\d*:"),
+    ("union '[a,b]'", r"\[\s*(?:-?\d+|'[^']*')\s*,"),
+    ("current node '@'", r"^\$[^'\[]*@"),
+)
 
 
 class StatesError(Exception):
@@ -71,11 +80,12 @@ def path_problem(path: Any, where: str) -> str | None:
         return f"{where}: intrinsic functions (States.{intrinsic.group(1)}) are not supported"
     if not path.startswith("$"):
         return f"{where}: {path!r} is not a path (paths start with '$')"
-    if _steps(path) is None:
-        feature = next(
-            (f for f in ("..", "[*]", "[?", "[:", "@") if f in path), "this JSONPath syntax"
-        )
-        return f"{where}: JSONPath feature {feature!r} in {path!r} is not supported"
+    # Checked before the steps: "$.a.*" would otherwise read as a key named "*".
+    feature = next((name for name, pattern in _FEATURES if re.search(pattern, path)), None)
+    if feature is None and _steps(path) is None:
+        feature = "syntax"
+    if feature is not None:
+        return f"{where}: JSONPath {feature} in {path!r} is not supported"
     return None
 
 

@@ -110,8 +110,8 @@ async def test_heartbeats_keep_a_task_alive_past_its_heartbeat_seconds(sfn: Sfn)
             "arn:aws:lambda",
         ),
         ({"Type": "Pass", "Assign": {"x": 1}, "End": True}, "variables (Assign)"),
-        ({"Type": "Pass", "InputPath": "$..deep", "End": True}, "JSONPath feature '..'"),
-        ({"Type": "Pass", "OutputPath": "$.items[*]", "End": True}, "JSONPath feature '[*]'"),
+        ({"Type": "Pass", "InputPath": "$..deep", "End": True}, "JSONPath recursive descent '..'"),
+        ({"Type": "Pass", "OutputPath": "$.items[*]", "End": True}, "JSONPath wildcard '[*]'"),
     ],
 )
 async def test_anything_outside_the_subset_is_refused_naming_it(
