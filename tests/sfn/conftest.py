@@ -30,9 +30,10 @@ def _isolated(fake_credentials: None, no_backoff: None) -> None:
 class Sfn:
     """boto3's stepfunctions client, each call in a thread: ``await sfn.start_execution(...)``."""
 
-    def __init__(self, service: LocalService) -> None:
+    def __init__(self, service: LocalService, **credentials: str) -> None:
         self.service = service
-        self.client = boto3.client(
+        # A session of its own: boto3's default one keeps the credentials it first found.
+        self.client = boto3.Session(**credentials).client(
             "stepfunctions",
             endpoint_url=service.endpoint_url,
             region_name="us-east-1",

@@ -278,14 +278,15 @@ async def test_200_tasks_under_30_percent_faults_none_lost_none_run_twice(
     sfn: Sfn, service: LocalService, make_worker: MakeWorker
 ) -> None:
     arn = await sfn.activity("work")
-    # A task handed to a poll whose answer was dropped waits for its heartbeat timeout (0.5 s
-    # here), then the Retry gives it to a worker again, as on AWS.
+    # A task handed to a poll whose answer was dropped waits for its heartbeat timeout (3 s
+    # here: room for a busy machine between beats every 0.2 s), then the Retry gives it to a
+    # worker again, as on AWS.
     retry = [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 20}]
     state_machine = await sfn.machine(
-        "work", machine(Work=task_state(arn, HeartbeatSeconds=5, Retry=retry))
+        "work", machine(Work=task_state(arn, HeartbeatSeconds=30, Retry=retry))
     )
     runs: Counter[int] = Counter()
-    worker = make_worker(max_concurrency=32, progress_interval=0.1)
+    worker = make_worker(max_concurrency=32, progress_interval=0.2)
 
     @worker.activity(arn)
     async def work(task: StepFunctionsTask) -> dict[str, int]:
@@ -389,7 +390,7 @@ async def test_both_transports_sign_as_states_where_signatures_are_checked(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     config = LocalConfig(poll_hold=0.5, verify_signatures=True, credentials={"AKIDLOCAL": "secret"})
     async with LocalService(config) as service:
-        sfn = Sfn(service)
+        sfn = Sfn(service, aws_access_key_id="AKIDLOCAL", aws_secret_access_key="secret")
         arn = await sfn.activity("signed")
         state_machine = await sfn.machine("signed", machine(Work=task_state(arn)))
         worker = Worker(
