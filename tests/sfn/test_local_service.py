@@ -36,7 +36,7 @@ async def test_get_activity_task_holds_and_wakes_the_moment_a_task_is_scheduled(
         started = time.monotonic()
         await sfn.start(state_machine, {"x": 1})
         task = await asyncio.wait_for(poll, 5)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # not the 60 s hold
         assert json.loads(task["input"]) == {"x": 1}
 
 

@@ -266,8 +266,9 @@ async def test_stop_execution_cancels_a_running_handler_within_one_heartbeat(
         await sfn.stop_execution(executionArn=execution, error="Operator", cause="not needed")
         await asyncio.wait_for(cancelled.wait(), 10)
 
-    # One heartbeat (±10% jitter) after the stop, plus a round trip.
-    assert cancelled_at[0] - stopped_at < interval * 1.1 + 0.5
+    # One heartbeat (±10% jitter) after the stop, plus a round trip on a busy machine: less
+    # than two heartbeats.
+    assert cancelled_at[0] - stopped_at < interval * 1.1 + 0.9
     (described,) = await sfn.finished(execution)
     assert described["status"] == "ABORTED"
     assert (described["error"], described["cause"]) == ("Operator", "not needed")
