@@ -54,14 +54,31 @@ def test_the_cli_checks_the_example_naming_its_activity_arn(
     assert f"activity ARNs: {EXAMPLE_ARN}" in out
 
 
-async def test_sigterm_with_a_task_running_exits_within_the_grace_and_retry_hands_it_on() -> None:
+@pytest.mark.parametrize(
+    "hold",
+    [
+        pytest.param(1.0, id="1s-hold"),
+        pytest.param(
+            60.0,
+            id="real-60s-hold",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core: the polls in flight are not aborted when the grace ends (the "
+                "SWF/Step Functions stop policy), so the exit waits for the 60 s hold",
+            ),
+        ),
+    ],
+)
+async def test_sigterm_with_a_task_running_exits_within_the_grace_and_retry_hands_it_on(
+    hold: float,
+) -> None:
     # The Retry waits IntervalSeconds (5 s, x0.01 here) before offering the task again.
-    async with LocalService(LocalConfig(poll_hold=1.0, time_scale=0.01)) as service:
+    grace = 1.0
+    async with LocalService(LocalConfig(poll_hold=hold, time_scale=0.01)) as service:
         sfn = Sfn(service)
         await sfn.activity("resize")
         state_machine = await sfn.machine("resize", DEFINITION)
         execution = await sfn.start(state_machine, {"image": "big.png", "seconds": 3600})
-        grace = 1.0
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipeworker", "examples.sfn_worker:worker",
             "--endpoint-url", service.endpoint_url, "--region", "us-east-1",
@@ -69,24 +86,30 @@ async def test_sigterm_with_a_task_running_exits_within_the_grace_and_retry_hand
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )  # fmt: skip
-        records = service.sfn.executions[execution].events
+        try:
+            records = service.sfn.executions[execution].events
 
-        def started() -> bool:
-            return any(e["type"] == "ActivityStarted" for e in records)
+            def started() -> bool:
+                return any(e["type"] == "ActivityStarted" for e in records)
 
-        async with asyncio.timeout(20):
-            while not started():  # noqa: ASYNC110 (the service's own record, in this process)
-                await asyncio.sleep(0.02)
-        signalled = time.monotonic()
-        worker.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(15):
-            code = await worker.wait()
-        took = time.monotonic() - signalled
+            async with asyncio.timeout(20):
+                while not started():  # noqa: ASYNC110 (the service's own record, in this process)
+                    await asyncio.sleep(0.02)
+            signalled = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            # The grace, then the final status and the process's exit.
+            async with asyncio.timeout(grace + 3.0):
+                code = await worker.wait()
+            took = time.monotonic() - signalled
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
         failed = [e["activityFailedEventDetails"] for e in records if e["type"] == "ActivityFailed"]
         scheduled = sum(1 for e in records if e["type"] == "ActivityScheduled")
         await sfn.stop_execution(executionArn=execution)
 
     assert code == 0, (await worker.stderr.read()).decode()[-2000:]
-    assert took < grace + 3.0  # the grace, then the final status and the process's exit
+    assert took < grace + 3.0
     assert [f["error"] for f in failed] == ["RunnerShutdown"]
     assert scheduled == 2  # the Retry on RunnerShutdown offered it to the next worker
