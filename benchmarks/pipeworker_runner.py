@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from benchmarks._local import LocalProcess, add_pipeline
-from pipeworker import SWF, DataPipeline, Outcome, Task, Worker
+from pipeworker import SWF, DataPipeline, Outcome, StepFunctions, Task, Worker
 
 
 def cpu_seconds() -> float:
@@ -76,8 +76,10 @@ class Runner(Worker):
 
 
 def make_runner(args: argparse.Namespace, concurrency: int, progress: float = 60.0) -> Runner:
-    service: DataPipeline | SWF
-    if args.service == "swf":
+    service: DataPipeline | SWF | StepFunctions
+    if args.service == "stepfunctions":
+        service = StepFunctions(transport=args.transport)
+    elif args.service == "swf":
         from benchmarks.bench_swf import DOMAIN
 
         service = SWF(domain=DOMAIN, transport=args.transport)
@@ -106,7 +108,13 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     runner.on_count = counted
 
-    @runner.activity(args.worker_group)
+    queue = args.worker_group
+    if args.service == "stepfunctions":
+        from benchmarks.bench_sfn import activity_arn
+
+        queue = activity_arn(queue)
+
+    @runner.activity(queue)
     async def noop(task: Task) -> None:
         pass
 
@@ -234,7 +242,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--transport", default="lean", choices=["lean", "aiobotocore"])
-    parser.add_argument("--service", default="datapipeline", choices=["datapipeline", "swf"])
+    parser.add_argument(
+        "--service", default="datapipeline", choices=["datapipeline", "swf", "stepfunctions"]
+    )
     parser.add_argument(
         "--mode", default="throughput", choices=["throughput", "endurance", "scale", "pickup"]
     )
@@ -243,7 +253,7 @@ def main() -> None:
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--intervals", type=float, default=3.0)
     args = parser.parse_args()
-    if args.service == "swf" and args.mode not in ("throughput", "endurance"):
+    if args.service != "datapipeline" and args.mode not in ("throughput", "endurance"):
         parser.error(f"--mode {args.mode} drives Data Pipeline only")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_swf
+from benchmarks import bench_sfn, bench_swf
 from benchmarks._local import LocalProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +38,8 @@ RUNNERS: dict[str, list[str]] = {
         "aiobotocore",
     ],
     **bench_swf.RUNNERS,  # "pipeworker SWF", "pipeworker SWF (aiobotocore)"
+    **bench_sfn.RUNNERS,  # "pipeworker Step Functions", "... (aiobotocore)"
+    **bench_sfn.installed_peers(),  # "stepfunctions-activity-worker", when installed
     "boto3 + threads": ["-m", "benchmarks.baselines.boto3_threads"],
     "aiobotocore loop": ["-m", "benchmarks.baselines.aiobotocore_loop"],
     "signed aiohttp (floor)": ["-m", "benchmarks.baselines.signed_aiohttp"],
@@ -120,6 +122,8 @@ def throughput(
                     count = tasks[concurrency]
                     if bench_swf.is_swf(command):
                         bench_swf.add_tasks(local, group, count)
+                    elif bench_sfn.is_sfn(command):
+                        bench_sfn.add_tasks(local, group, count)
                     else:
                         local.add_tasks(group, count, group)
                     result = run_json(
@@ -133,6 +137,7 @@ def throughput(
                         {
                             "tasks_per_s": result["tasks"] / result["seconds"],
                             "cpu_ms": result["cpu_seconds"] * 1000 / result["tasks"],
+                            "duplicates": result.get("duplicates", 0),
                         }
                     )
     rows = []
@@ -147,9 +152,26 @@ def throughput(
             rate = [s["tasks_per_s"] for s in samples]
             cpu = [s["cpu_ms"] for s in samples]
             ratio = ""
-            # SWF beside Data Pipeline on the same transport: the same runner, another service.
-            dp = by_runner.get(name.replace("pipeworker SWF", "pipeworker"))
-            if bench_swf.is_swf(runners[name]) and dp:
+            ours = by_runner.get("pipeworker Step Functions")
+            # SWF and Step Functions beside Data Pipeline on the same transport: the same
+            # runner, another service.
+            dp = by_runner.get(
+                name.replace("pipeworker SWF", "pipeworker").replace(
+                    "pipeworker Step Functions", "pipeworker"
+                )
+            )
+            if runners[name] in bench_sfn.PEERS.values() and ours:
+                # A peer beside pipeworker on Step Functions: tasks/s and CPU per task, as ratios.
+                faster = [
+                    a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(ours, samples, strict=False)
+                ]
+                lighter = [b["cpu_ms"] / a["cpu_ms"] for a, b in zip(ours, samples, strict=False)]
+                twice = sum(s["duplicates"] for s in samples)
+                ratio = (
+                    f"pipeworker SFN {spread(faster, 2)}x its tasks/s, "
+                    f"{spread(lighter, 2)}x less CPU/task; {twice} run twice"
+                )
+            elif (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and dp:
                 paired = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, dp, strict=False)
                 ]
@@ -441,14 +463,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrencies=(8,) if smoke else (1, 8, 32),
             tasks={8: 50} if smoke else tasks,
             reps=1 if quick else 3,
-            runners=RUNNERS,
+            # The smoke run checks the harness, not the peers: it stays within its minute.
+            runners={
+                name: command
+                for name, command in RUNNERS.items()
+                if not (smoke and command in bench_sfn.PEERS.values())
+            },
         )
         report.note(
             "SWF rows: the same pipeworker runner with `SWF(domain=...)`, against the local "
             "service's SWF subset; 2 calls per task (PollForActivityTask, "
             "RespondActivityTaskCompleted) against Data Pipeline's 3 (PollForTask, the "
             "acknowledging ReportTaskProgress, SetTaskStatus). Their ratio is to pipeworker on "
-            "Data Pipeline with the same transport, in the same run."
+            "Data Pipeline with the same transport, in the same run. Step Functions rows: "
+            "the same runner with `StepFunctions()`, one execution of a one-Task state machine "
+            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess)."
         )
         if not chart(tp, args.output / "chart.png"):
             report.note("No chart: matplotlib is not installed (pip install -e '.[bench]').")

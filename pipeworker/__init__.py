@@ -31,6 +31,7 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover (run from a 
 if TYPE_CHECKING:
     from pipeworker.services.base import Outcome, Ref
     from pipeworker.services.datapipeline import DataPipeline
+    from pipeworker.services.stepfunctions import StepFunctions
     from pipeworker.services.swf import SWF
     from pipeworker.task import CancelReason, Task
     from pipeworker.worker import Worker
@@ -48,6 +49,7 @@ __all__ = [  # noqa: RUF022
     "RequestRejected",
     "SWF",
     "ServiceError",
+    "StepFunctions",
     "Task",
     "TaskFailed",
     "ThrottlingError",
@@ -62,6 +64,7 @@ _LAZY = {
     "Outcome": "pipeworker.services.base",
     "Ref": "pipeworker.services.base",
     "SWF": "pipeworker.services.swf",
+    "StepFunctions": "pipeworker.services.stepfunctions",
     "Task": "pipeworker.task",
     "Worker": "pipeworker.worker",
 }

@@ -21,6 +21,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "RequestRejected",
         "SWF",
         "ServiceError",
+        "StepFunctions",
         "Task",
         "TaskFailed",
         "ThrottlingError",

@@ -26,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     defaults = LocalConfig()
     parser = argparse.ArgumentParser(
         prog="python -m pipeworker.local",
-        description="A local AWS Data Pipeline service for development and tests.",
+        description=(
+            "A local AWS Data Pipeline service, with the activity-worker calls of SWF and Step "
+            "Functions, for development and tests (in memory, or kept with --state)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")

@@ -34,6 +34,7 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 SERVICE_PREFIX = "DataPipeline"
 SWF_CONTENT_TYPE = "application/x-amz-json-1.0"
 SWF_PREFIX = "SimpleWorkflowService"
+SFN_PREFIX = "AWSStepFunctions"
 CONTROL_PREFIX = "PipeworkerLocal"
 TASK_RUNNER_OPERATIONS = frozenset(
     {
@@ -112,12 +113,26 @@ class Dispatcher:
         rate_limits: bool,
         swf: Mapping[str, Handler] | None = None,
         swf_worker_operations: frozenset[str] = frozenset(),
+        sfn: Mapping[str, Handler] | None = None,
+        sfn_worker_operations: frozenset[str] = frozenset(),
     ) -> None:
-        self._swf = {
-            op: (handler, asyncio.iscoroutinefunction(handler))
-            for op, handler in (swf or {}).items()
+        # The JSON 1.0 services, by target prefix: (model name, handlers, the worker's calls
+        # that faults and rate limits apply to, the long poll).
+        self._json10 = {
+            prefix: (
+                model,
+                {
+                    op: (handler, asyncio.iscoroutinefunction(handler))
+                    for op, handler in ops.items()
+                },
+                worker_operations,
+                poll,
+            )
+            for prefix, model, ops, worker_operations, poll in (
+                (SWF_PREFIX, "swf", swf or {}, swf_worker_operations, "PollForActivityTask"),
+                (SFN_PREFIX, "stepfunctions", sfn or {}, sfn_worker_operations, "GetActivityTask"),
+            )
         }
-        self._swf_worker_operations = swf_worker_operations
         self._operations = {
             op: (handler, asyncio.iscoroutinefunction(handler))
             for op, handler in operations.items()
@@ -178,8 +193,8 @@ class Dispatcher:
             url=f"{request.scheme}://{request.host}{request.raw_path}",
             headers=request.headers,
             body=await read_body(request),
-            # One server answers two services, each signed with its own name.
-            service="swf" if target.startswith("SimpleWorkflowService.") else "datapipeline",
+            # One server answers three services, each signed with its own name.
+            service=_SIGNING_NAMES.get(target.partition(".")[0], "datapipeline"),
         )
 
     async def _parse(self, request: web.Request) -> tuple[str, str, dict[str, Any]]:
@@ -219,8 +234,8 @@ class Dispatcher:
             if control[1]:
                 result = await result  # type: ignore[misc]
             return self._respond(200, result)  # type: ignore[arg-type]
-        if prefix == SWF_PREFIX:
-            return await self._handle_swf(request, operation, params)
+        if prefix in self._json10:
+            return await self._handle_json10(request, prefix, operation, params)
         entry = self._operations.get(operation) if prefix == SERVICE_PREFIX else None
         if entry is None:
             raise _unknown_operation(f"{prefix}.{operation}")
@@ -245,23 +260,24 @@ class Dispatcher:
             return _drop(request)
         return self._respond(200, result)  # type: ignore[arg-type]
 
-    async def _handle_swf(
-        self, request: web.Request, operation: str, params: dict[str, Any]
+    async def _handle_json10(
+        self, request: web.Request, prefix: str, operation: str, params: dict[str, Any]
     ) -> web.StreamResponse:
-        # SWF (JSON 1.0): the activity-worker subset in pipeworker.local._swf.
-        entry = self._swf.get(operation)
+        # SWF and Step Functions (JSON 1.0): pipeworker.local._swf and pipeworker.local._sfn.
+        model, handlers, worker_operations, poll = self._json10[prefix]
+        entry = handlers.get(operation)
         if entry is None:
-            raise _unknown_operation(f"{SWF_PREFIX}.{operation}")
+            raise _unknown_operation(f"{prefix}.{operation}")
         self.stats.calls[operation] += 1
         fault = Fault.NONE
-        if operation in self._swf_worker_operations:
+        if operation in worker_operations:
             fault = await self._before(request, operation)
             if fault is Fault.DROP_BEFORE:
                 return _drop(request)
-        problems = validate_input("swf", operation, params)
+        problems = validate_input(model, operation, params)
         if problems:
             raise _validation(problems)
-        if operation == "PollForActivityTask" and request.transport is not None:
+        if operation == poll and request.transport is not None:
             transport = request.transport
             CONNECTION_ALIVE.set(lambda: not transport.is_closing())
         handler, is_async = entry
@@ -290,6 +306,9 @@ class Dispatcher:
             self.stats.throttled[operation] += 1
             raise _throttling()
         return fault
+
+
+_SIGNING_NAMES = {SWF_PREFIX: "swf", SFN_PREFIX: "states"}
 
 
 def _drop(request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["BURST", "RATES", "RateLimiter", "TokenBucket"]
+__all__ = ["BURST", "RATES", "SFN_BURST", "SFN_RATES", "RateLimiter", "TokenBucket"]
 
 BURST = 100.0
 RATES = {
@@ -14,6 +14,12 @@ RATES = {
     "ReportTaskRunnerHeartbeat": 1.0,
 }
 """Refill per second of each task-runner operation's bucket."""
+SFN_BURST = 3000.0
+SFN_RATES = {
+    op: 500.0
+    for op in ("GetActivityTask", "SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure")
+}
+"""Step Functions' activity-worker buckets in us-east-1 (the local ARNs' region): 3,000 / 500."""
 
 
 class TokenBucket:
@@ -41,10 +47,16 @@ class TokenBucket:
 class RateLimiter:
     """One bucket per limited operation; operations without a limit always pass."""
 
-    def __init__(self, rates: dict[str, float] | None = None, burst: float = BURST) -> None:
+    def __init__(
+        self,
+        rates: dict[str, float] | None = None,
+        burst: float = BURST,
+        bursts: dict[str, float] | None = None,
+    ) -> None:
         self._rates = dict(RATES if rates is None else rates)
         self._burst = burst
-        self._buckets = {op: TokenBucket(rate, burst) for op, rate in self._rates.items()}
+        self._bursts = dict(bursts or {})  # operations whose burst is not *burst*
+        self.reset()
 
     def allow(self, operation: str) -> bool:
         """Whether *operation* may proceed now."""
@@ -53,4 +65,7 @@ class RateLimiter:
 
     def reset(self) -> None:
         """Refill every bucket (a test starting fresh)."""
-        self._buckets = {op: TokenBucket(rate, self._burst) for op, rate in self._rates.items()}
+        self._buckets = {
+            op: TokenBucket(rate, self._bursts.get(op, self._burst))
+            for op, rate in self._rates.items()
+        }

@@ -18,8 +18,9 @@ from pipeworker.local._http import JsonErrorRunner
 from pipeworker.local._persist import GroupSaver, StateStore
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
-from pipeworker.local._ratelimit import RATES, RateLimiter
+from pipeworker.local._ratelimit import RATES, SFN_BURST, SFN_RATES, RateLimiter
 from pipeworker.local._scheduler import Scheduler
+from pipeworker.local._sfn import SFN_OPERATIONS, SfnApi
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
 from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
@@ -55,6 +56,7 @@ class LocalService:
         self._faults = FaultInjector(self.config)
         self._runner: web.AppRunner | None = None
         self.swf = SwfApi(self.config)
+        self.sfn = SfnApi(self.config)
         pipelines = self._pipelines = PipelineApi(self.scheduler)
         queries = QueryApi(self.scheduler)
         tasks = TaskRunnerApi(self.scheduler)
@@ -95,10 +97,15 @@ class LocalService:
             operations,
             control,
             faults=self._faults,
-            limiter=RateLimiter({op: rate * self.config.rate_scale for op, rate in RATES.items()}),
+            limiter=RateLimiter(
+                {op: rate * self.config.rate_scale for op, rate in {**RATES, **SFN_RATES}.items()},
+                bursts=dict.fromkeys(SFN_RATES, SFN_BURST),
+            ),
             rate_limits=self.config.rate_limits,
             swf=self.swf.operations(),
             swf_worker_operations=SWF_OPERATIONS,
+            sfn=self.sfn.operations(),
+            sfn_worker_operations=SFN_OPERATIONS,
         )
 
     @property
@@ -150,6 +157,7 @@ class LocalService:
             return
         self.scheduler.close()
         self.swf.close()
+        self.sfn.close()
         await runner.cleanup()
         if self._store is not None:
             self._store.save(self.state)

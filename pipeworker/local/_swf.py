@@ -22,13 +22,13 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import ApiError, invalid_request
+from pipeworker.local._longpoll import LongPollQueue
 from pipeworker.local._taskrunner import CONNECTION_ALIVE
 
 __all__ = ["SWF_OPERATIONS", "ActivityTaskRecord", "SwfApi"]
@@ -131,8 +131,7 @@ class SwfApi:
         self.domains: dict[str, dict[str, Any]] = {}
         self.types: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.tasks: list[ActivityTaskRecord] = []
-        self._queues: dict[_Key, deque[ActivityTaskRecord]] = {}
-        self._waiters: dict[_Key, deque[tuple[asyncio.Future[Any], Callable[[], bool] | None]]] = {}
+        self._queue: LongPollQueue[ActivityTaskRecord] = LongPollQueue()
         self._live: dict[str, ActivityTaskRecord] = {}  # STARTED tasks, by token
         self._by_id: dict[_Key, ActivityTaskRecord] = {}  # open tasks, by (domain, activityId)
         self._events = itertools.count(1)
@@ -162,11 +161,7 @@ class SwfApi:
 
     def close(self) -> None:
         """Answer waiting polls with no task and stop the heartbeat timers."""
-        for waiters in self._waiters.values():
-            for future, _ in waiters:
-                if not future.done():
-                    future.set_result(None)
-        self._waiters.clear()
+        self._queue.close()
         for record in self._live.values():
             if record.timer is not None:
                 record.timer.cancel()
@@ -288,22 +283,8 @@ class SwfApi:
         )
         self.tasks.append(record)
         self._by_id[(domain, activity_id)] = record
-        self._deliver(record)
+        self._queue.offer((record.domain, record.task_list), record)
         return record
-
-    def _deliver(self, record: ActivityTaskRecord) -> None:
-        key = (record.domain, record.task_list)
-        waiters = self._waiters.get(key)
-        while waiters:
-            future, alive = waiters.popleft()
-            if future.done():
-                continue
-            if alive is not None and not alive():
-                future.set_result(None)  # the client hung up: a task handed to it would be lost
-                continue
-            future.set_result(record)
-            return
-        self._queues.setdefault(key, deque()).append(record)
 
     def request_cancel(self, domain: str, activity_id: str) -> ActivityTaskRecord:
         """Request cancellation: a waiting task is CANCELED at once, a started one learns of it
@@ -313,9 +294,7 @@ class SwfApi:
             raise unknown_resource(f"no open activity {activity_id!r} in domain {domain!r}")
         record.cancel_requested = True
         if record.status == "SCHEDULED":
-            queue = self._queues.get((domain, record.task_list))
-            if queue is not None and record in queue:
-                queue.remove(record)
+            self._queue.remove((domain, record.task_list), record)
             self._close(record, "CANCELED")
         return record
 
@@ -360,25 +339,7 @@ class SwfApi:
         domain = params["domain"]
         self._domain(domain)
         key = (domain, params["taskList"]["name"])
-        queue = self._queues.get(key)
-        record = queue.popleft() if queue else None
-        if record is None:
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[Any] = loop.create_future()
-            self._waiters.setdefault(key, deque()).append((future, CONNECTION_ALIVE.get()))
-            try:
-                async with asyncio.timeout(self.poll_hold):
-                    record = await future
-            except TimeoutError:
-                # A task delivered just as the hold ended is still this poll's.
-                record = future.result() if future.done() and not future.cancelled() else None
-            except asyncio.CancelledError:
-                if future.done() and not future.cancelled() and future.result() is not None:
-                    self._queues.setdefault(key, deque()).appendleft(future.result())
-                raise
-            finally:
-                if not future.done():
-                    future.cancel()  # _deliver skips it
+        record = await self._queue.take(key, self.poll_hold, CONNECTION_ALIVE.get())
         if record is None:
             return {"startedEventId": 0}  # no taskToken: nothing to do
         return self._start(record, params.get("identity"))

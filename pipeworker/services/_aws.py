@@ -161,10 +161,13 @@ class ErrorRules:
         lease_lost: codes that mean the task is not this runner's any more.
         lease_operations: the operations about a held task, where those codes mean a lost
             lease; elsewhere (a poll, which holds no lease) they are rejections.
+        throttling: the service's own codes that mean "slow down" (Step Functions'
+            ``ActivityWorkerLimitExceeded``), retried with backoff like the shared ones.
     """
 
     lease_lost: frozenset[str]
     lease_operations: frozenset[str]
+    throttling: frozenset[str] = frozenset()
 
 
 def map_error(operation: str, exc: Exception, rules: ErrorRules) -> PipeworkerError:
@@ -228,7 +231,7 @@ def _map_answer(
             operation=operation,
             code=code,
         )
-    if code in _THROTTLING_CODES or status == 429:
+    if code in _THROTTLING_CODES or code in rules.throttling or status == 429:
         return ThrottlingError(message, operation=operation, code=code)
     if code in _SERVER_CODES or status >= 500:
         return TransientServiceError(message, operation=operation, code=code or str(status))
@@ -265,6 +268,8 @@ class Wire:
             (``"poll"`` or ``"report"``).
         lean: the operations the lean transport sends; the others always go through aiobotocore.
         max_answer_bytes: the lean transport's answer cap, per profile.
+        client_name: botocore's service name when it is not the signing name (Step Functions:
+            ``"stepfunctions"``, signed as ``"states"``).
     """
 
     signing_name: str
@@ -273,6 +278,7 @@ class Wire:
     operations: Mapping[str, tuple[str, str]]
     lean: frozenset[str]
     max_answer_bytes: Mapping[str, int]
+    client_name: str | None = None
 
 
 def _profile_not_found(exc: ProfileNotFound) -> ConfigurationError:
@@ -332,7 +338,7 @@ async def open_senders(
                 )
                 clients[name] = await stack.enter_async_context(
                     session.create_client(
-                        wire.signing_name,
+                        wire.client_name or wire.signing_name,
                         region_name=settings.region,
                         endpoint_url=settings.endpoint_url,
                         config=config,

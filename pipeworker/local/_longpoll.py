@@ -1,0 +1,84 @@
+"""One long-poll queue: items offered to a key wake the oldest poll waiting on it at once.
+
+A poll that finds nothing waits up to its hold on a future; an item offered meanwhile goes
+straight to the oldest waiting poll whose client is still connected (a task handed to a client
+that hung up would be lost), else into the key's queue. A poll cancelled just after it was handed
+an item puts the item back at the head of the queue, so nothing is lost to a cancelled request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+__all__ = ["LongPollQueue"]
+
+_T = TypeVar("_T")
+_Waiter = tuple["asyncio.Future[_T | None]", "Callable[[], bool] | None"]
+
+
+class LongPollQueue(Generic[_T]):
+    """Items queued by key, and the polls waiting for them, oldest first."""
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, deque[_T]] = {}
+        self._waiters: dict[Hashable, deque[_Waiter[_T]]] = {}
+
+    def offer(self, key: Hashable, item: _T) -> None:
+        """Hand *item* to the oldest live poll on *key*, or queue it."""
+        waiters = self._waiters.get(key)
+        while waiters:
+            future, alive = waiters.popleft()
+            if future.done():
+                continue
+            if alive is not None and not alive():
+                future.set_result(None)  # the client hung up: a task handed to it would be lost
+                continue
+            future.set_result(item)
+            return
+        self._items.setdefault(key, deque()).append(item)
+
+    def remove(self, key: Hashable, item: _T) -> bool:
+        """Take *item* out of *key*'s queue; False if it was not queued (already handed out)."""
+        queue = self._items.get(key)
+        if queue is None or item not in queue:
+            return False
+        queue.remove(item)
+        return True
+
+    def waiting(self, key: Hashable) -> int:
+        """How many polls are waiting on *key* now."""
+        return sum(1 for future, _ in self._waiters.get(key, ()) if not future.done())
+
+    async def take(
+        self, key: Hashable, hold: float, alive: Callable[[], bool] | None = None
+    ) -> _T | None:
+        """The next item on *key*, waiting up to *hold* seconds; None when none came."""
+        queue = self._items.get(key)
+        if queue:
+            return queue.popleft()
+        future: asyncio.Future[_T | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, deque()).append((future, alive))
+        try:
+            async with asyncio.timeout(hold):
+                return await future
+        except TimeoutError:
+            # An item delivered just as the hold ended is still this poll's.
+            return future.result() if future.done() and not future.cancelled() else None
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result() is not None:
+                self._items.setdefault(key, deque()).appendleft(future.result())  # type: ignore[arg-type]
+            raise
+        finally:
+            if not future.done():
+                future.cancel()  # offer() skips it
+
+    def close(self) -> None:
+        """Answer every waiting poll with no item."""
+        for waiters in self._waiters.values():
+            for future, _ in waiters:
+                if not future.done():
+                    future.set_result(None)
+        self._waiters.clear()
