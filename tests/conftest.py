@@ -6,8 +6,12 @@ usually made autouse there), and overrides a fixture where its tests need someth
 
 from __future__ import annotations
 
+import http.client
+import http.server
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -71,3 +75,58 @@ async def dp(service: LocalService) -> AsyncIterator[Any]:
         config=client_config(),
     ) as client:
         yield client
+
+
+# -- a recording forward proxy, to show --proxy* reach every AWS call ---------------------------
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, str | None]]
+    protocol_version = "HTTP/1.1"  # answers S3's "Expect: 100-continue"
+
+    def _forward(self) -> None:
+        self.seen.append((urlsplit(self.path).netloc, self.headers.get("Proxy-Authorization")))
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {
+            key: value
+            for key, value in self.headers.items()
+            if key.lower() not in ("proxy-authorization", "proxy-connection", "connection")
+        }
+        upstream = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+        try:
+            target = url.path + (f"?{url.query}" if url.query else "")
+            upstream.request(self.command, target, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (an aborted long poll)
+        finally:
+            upstream.close()
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[int, list[tuple[str, str | None]]]]:
+    """A forward proxy on 127.0.0.1: its port, and (host, Proxy-Authorization) per request."""
+    seen: list[tuple[str, str | None]] = []
+    handler = type("Handler", (_ProxyHandler,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], seen
+    server.shutdown()
+    server.server_close()

@@ -131,6 +131,7 @@ class SignedTransport:
                 timeout=timeout,
                 skip_auto_headers=("User-Agent",),
                 raise_for_status=False,
+                trust_env=True,  # HTTPS_PROXY, HTTP_PROXY and NO_PROXY, as botocore honours them
             )
 
     def __repr__(self) -> str:
