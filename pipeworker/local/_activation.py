@@ -327,11 +327,15 @@ def _data_dependencies(instances: Mapping[str, Instance]) -> None:
                 if used is None:
                     continue
                 _depend(instance, used)
+                if key == "precondition" and used.kind == "precondition":
+                    used.fields.setdefault("node", [Ref(instance.id)])  # what it guards
                 if used.kind == "datanode":
                     for check in used.fields.get("precondition", []):
                         found = instances.get(check.id) if isinstance(check, Ref) else None
                         if found is not None:
                             _depend(used, found)
+                            # A runner's check (Exists) reads the data node it guards from here.
+                            found.fields.setdefault("node", [Ref(used.id)])
     for instance in instances.values():
         if instance.kind == "precondition" and instance.is_activity and not instance.worker_group:
             # A check with no runsOn or workerGroup of its own runs where the activity runs.

@@ -58,15 +58,7 @@ def test_the_cli_checks_the_example_naming_its_activity_arn(
     "hold",
     [
         pytest.param(1.0, id="1s-hold"),
-        pytest.param(
-            60.0,
-            id="real-60s-hold",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core: the polls in flight are not aborted when the grace ends (the "
-                "SWF/Step Functions stop policy), so the exit waits for the 60 s hold",
-            ),
-        ),
+        pytest.param(60.0, id="real-60s-hold"),
     ],
 )
 async def test_sigterm_with_a_task_running_exits_within_the_grace_and_retry_hands_it_on(

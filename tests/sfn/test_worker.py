@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipeworker import TaskFailed, Worker
+from pipeworker import CancelReason, TaskFailed, Worker
 from pipeworker.local import LocalService
 from pipeworker.services.stepfunctions import StepFunctionsTask
 
@@ -216,8 +216,9 @@ async def test_a_heartbeat_timeout_cancels_the_handler_and_the_execution_takes_i
     async def slow(task: StepFunctionsTask) -> str:
         try:
             await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            reasons.append(task.cancel_reason)
+        except asyncio.CancelledError as exc:
+            assert task.cancel_reason is CancelReason.LEASE_LOST
+            reasons.append(str(exc.args[0]))  # the cancellation's message says why
             cancelled.set()
             raise
         return "never"
@@ -347,8 +348,9 @@ async def test_an_explicit_heartbeat_after_a_stop_cancels_the_handler_at_once(
         await stopped.wait()
         try:
             await task.heartbeat()
-        except asyncio.CancelledError:
-            reasons.append(task.cancel_reason)
+        except asyncio.CancelledError as exc:
+            assert task.cancel_reason is CancelReason.LEASE_LOST
+            reasons.append(str(exc.args[0]))  # the cancellation's message says why
             cancelled.set()
             raise
 
