@@ -24,7 +24,6 @@ import enum
 import inspect
 import logging
 import random
-import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from pipeworker import _retry
 from pipeworker._config import MIN_INTERVAL, PROGRESS_JITTER
 from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer
+from pipeworker._outcome import outcome_of, safe_text
 from pipeworker._threads import start_thread
 from pipeworker.exceptions import (
     LeaseLost,
@@ -86,43 +86,6 @@ class _Lease(enum.Enum):
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def safe_text(value: object) -> str:
-    """``str(value)``, or the best text there is when that raises or returns a non-str."""
-    if isinstance(value, str):
-        return value
-    for convert in (str, repr):
-        try:
-            text = convert(value)
-        except Exception:
-            continue
-        if isinstance(text, str):
-            return text
-    return f"<unprintable {type(value).__name__}>"
-
-
-def _trace(error: BaseException) -> str:
-    try:
-        return "".join(traceback.format_exception(error))
-    except Exception:  # an exception object hostile enough to break the traceback module
-        return f"{type(error).__name__}: {safe_text(error)}"
-
-
-def outcome_of(error: BaseException | None, result: Any = None) -> Outcome:
-    """The outcome of a handler that returned *result* (*error* None) or raised *error*.
-
-    Any object a handler raises gives an outcome: error ids and messages that are not strings,
-    or whose ``str()`` raises, are turned into the best text available.
-    """
-    if error is None:
-        return Outcome.finished(result)
-    if isinstance(error, TaskFailed):
-        error_id = safe_text(getattr(error, "error_id", "")) or type(error).__name__
-        return Outcome.failed(error_id, safe_text(getattr(error, "message", "")))
-    if isinstance(error, PreconditionNotMet):
-        return Outcome.false(safe_text(error))
-    return Outcome.failed(type(error).__name__, safe_text(error), _trace(error))
 
 
 class TaskScopes:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,6 +42,7 @@ from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer, observe_connection
 from pipeworker._pacing import PacedConnection, Pacer, resolve_rate_limits
 from pipeworker._scope import SHUTDOWN_ERROR_ID, TaskScopes, outcome_of
+from pipeworker._shutdown import FORCED_PATIENCE, Stop
 from pipeworker.exceptions import PipeworkerError
 from pipeworker.services.base import Connection, ConnectionSettings, Outcome
 from pipeworker.task import CancelReason, Task
@@ -62,9 +63,6 @@ MAX_POLLS_PER_QUEUE = 64
 
 Several polls per queue let a busy queue deliver more than one task per round trip; the cap keeps
 a worker with thousands of slots from holding thousands of long polls open."""
-
-# A forced stop gives cancelled scopes this long to unwind before they are left behind.
-_FORCED_PATIENCE = 1.0
 
 
 @dataclass(slots=True)
@@ -112,10 +110,9 @@ class Supervisor:
         cap = min(config.max_concurrency, MAX_POLLS_PER_QUEUE)
         self._queues = {name: _Queue(name, cap) for name in self._routes}
         self._slots = asyncio.Semaphore(config.max_concurrency)
-        self._stopping = asyncio.Event()
-        self._forced = asyncio.Event()
-        self._grace_over = asyncio.Event()
-        self._give_up = asyncio.Event()
+        self._stop = Stop()
+        self._stopping = self._stop.asked
+        self._forced = self._stop.forced
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -130,7 +127,7 @@ class Supervisor:
         self._lingering: set[asyncio.Future[Any]] = set()  # threads of ended tasks
         self._connection: Connection | None = None
         self._pacer: Pacer | None = None
-        self.left_behind: list[str] = []
+        self.left_behind = self._stop.left_behind
 
     # -- control -------------------------------------------------------------------------------
 
@@ -181,7 +178,16 @@ class Supervisor:
             queues=list(self._queues),
             max_concurrency=config.max_concurrency,
         )
-        clock = asyncio.create_task(self._shutdown_clock(), name="pipeworker-shutdown")
+        clock = asyncio.create_task(
+            self._stop.clock(
+                self._idle,
+                grace=config.shutdown_grace,
+                hard_deadline=config.shutdown_hard_deadline,
+                end_grace=lambda: self._end_grace(CancelReason.SHUTDOWN),
+                abandon=self._abandon,
+            ),
+            name="pipeworker-shutdown",
+        )
         try:
             async with config.service.connect(settings) as connection:
                 self._connection = observe_connection(connection, self._observer)
@@ -196,13 +202,13 @@ class Supervisor:
                     task_class=config.service.task_class,
                     call_failed=self._call_failed,
                     running=self._running,
-                    give_up=self._give_up,
+                    give_up=self._stop.give_up,
                 )
-                if await self._user("on_startup()", self._hooks.on_startup):
+                if await self._stop.bounded("on_startup()", self._hooks.on_startup):
                     try:
                         await self._supervise(ready)
                     finally:
-                        await self._user(
+                        await self._stop.bounded(
                             "on_shutdown()",
                             self._hooks.on_shutdown,
                             limit=config.shutdown_hard_deadline,
@@ -212,47 +218,6 @@ class Supervisor:
             if self._pacer is not None:
                 self._pacer.close()
             self.stopped.set()
-
-    async def _user(
-        self, name: str, hook: Callable[[], Awaitable[None]], *, limit: float | None = None
-    ) -> bool:
-        # A lifecycle hook is user code. on_startup (*limit* None) runs until the shutdown's
-        # grace ends, if a stop comes; on_shutdown gets *limit* seconds. Then it is cancelled,
-        # and left behind if it ignores that. True if it completed; on_startup's error is
-        # raised (the worker does not start), on_shutdown's logged.
-        job = asyncio.ensure_future(hook())
-        if limit is None:
-            await self._first(job, self._grace_over.wait())
-        else:
-            await asyncio.wait((job,), timeout=limit)
-        if not job.done():
-            job.cancel()
-            if limit is None:
-                await self._first(job, self._give_up.wait())
-            else:
-                await asyncio.wait((job,), timeout=_FORCED_PATIENCE)
-        if not job.done():
-            self.left_behind.append(f"{name} ignores its cancellation")
-            log.warning("%s ignores its cancellation: left behind", name)
-            return False
-        if job.cancelled():
-            log.warning("%s did not finish in time: cancelled", name)
-            return False
-        error = job.exception()
-        if error is None:
-            return True
-        if limit is None:
-            raise error
-        log.error("%s failed: %s: %s", name, type(error).__name__, error, exc_info=error)
-        return False
-
-    @staticmethod
-    async def _first(job: asyncio.Future[Any], other: Awaitable[Any]) -> None:
-        waiter = asyncio.ensure_future(other)
-        try:
-            await asyncio.wait((job, waiter), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
 
     def _pace(self) -> None:
         # Every call then waits for its share of the account's budget (see _pacing).
@@ -308,7 +273,7 @@ class Supervisor:
             if leftovers:
                 # Our own code unwinds at once; user code that swallows cancellation is not
                 # waited for (its task was already named by the shutdown clock).
-                await asyncio.wait(leftovers, timeout=_FORCED_PATIENCE)
+                await asyncio.wait(leftovers, timeout=FORCED_PATIENCE)
         log.info("runner %s stopped", config.taskrunner_id)
 
     # -- polling ---------------------------------------------------------------------------------
@@ -424,38 +389,11 @@ class Supervisor:
 
     # -- shutdown --------------------------------------------------------------------------------
 
-    async def _until(self, event: asyncio.Event, seconds: float) -> bool:
-        # Waits for *event* at most *seconds*, or until a forced stop; True if it was set.
-        if event.is_set():
-            return True
-        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._forced.wait())]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        return event.is_set()
-
-    async def _shutdown_clock(self) -> None:
-        config = self._config
-        await self._stopping.wait()
-        if await self._until(self._idle, config.shutdown_grace):
-            return
-        if not self._forced.is_set():
-            self._end_grace(CancelReason.SHUTDOWN)
-        if await self._until(self._idle, config.shutdown_hard_deadline):
-            return
-        if self._forced.is_set():
-            # Cancelled scopes unwind at once; only user code that ignores cancellation stays.
-            await self._until(self._idle, _FORCED_PATIENCE)
-        if not self._idle.is_set():
-            self._abandon()
-
     def _end_grace(self, reason: CancelReason) -> None:
         # Polls still in flight are aborted (SWF-style polls were drained until now), and
         # running handlers cancelled: with SHUTDOWN their tasks are reported FAILED; with
         # FORCED nothing more is sent for them.
-        self._grace_over.set()
+        self._stop.grace_over.set()
         self._abort_polls()
         scopes = self._scopes
         if scopes is not None:
@@ -475,7 +413,6 @@ class Supervisor:
 
     def _abandon(self) -> None:
         # The hard deadline: name what is still running, stop waiting for it.
-        self._give_up.set()
         scopes = self._scopes
         if scopes is not None:
             for task, handler in list(self._running.items()):

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from pipeworker._activities import MARK, Activity, ActivityDecorator, F, Handler, is_async
 
 # WorkerConfig and PROGRESS_JITTER live in _config; they stay importable from here.
 from pipeworker._config import PROGRESS_JITTER as PROGRESS_JITTER
@@ -46,82 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Activity", "Handler", "Worker", "WorkerConfig", "is_async"]
 
+# Activity, Handler and is_async live in pipeworker._activities; they stay importable from here.
+
 log = logging.getLogger("pipeworker.worker")
-
-Handler = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
-"""A handler: ``async def handle(task)`` or a plain ``def`` (run in a thread).
-
-What it returns is the task's result where the service has one (SWF); Data Pipeline ignores it."""
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-_MARK = "__pipeworker_activities__"
-
-
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """One registered handler.
-
-    Attributes:
-        queue: what is polled for it (the worker group).
-        type: the activity type it is limited to, or None for every type on the queue.
-        handler: the function (or bound method) that runs the task.
-        is_async: True for coroutine functions; plain functions run in a thread.
-        name: the handler's qualified name, for messages.
-    """
-
-    queue: str
-    type: str | None
-    handler: Handler
-    is_async: bool
-    name: str
-
-
-def is_async(handler: Callable[..., Any]) -> bool:
-    """Whether *handler* runs on the loop (coroutine functions, async callables, and async
-    functions behind ``functools.wraps``) rather than in a thread.
-
-    A plain function that returns an awaitable anyway has it awaited on the loop.
-    """
-    return any(
-        inspect.iscoroutinefunction(candidate)
-        for candidate in (
-            handler,
-            getattr(handler, "__call__", None),  # noqa: B004 (async callable objects)
-            inspect.unwrap(handler) if inspect.isfunction(handler) else None,
-        )
-    )
-
-
-class _Decorate(Protocol):
-    def __call__(self, queue: str, /, *, type: str | None = None) -> Callable[[F], F]: ...
-
-
-class _ActivityDecorator:
-    """``worker.activity(...)`` registers a function; ``Worker.activity(...)`` marks a method.
-
-    On an instance it validates and registers at once. Used in a subclass's body it only marks
-    the method; each instance of the subclass registers its bound methods when it is created.
-    """
-
-    @overload
-    def __get__(self, instance: None, owner: type[Worker]) -> _Decorate: ...
-    @overload
-    def __get__(self, instance: Worker, owner: type[Worker]) -> _Decorate: ...
-    def __get__(self, instance: Worker | None, owner: type[Worker]) -> _Decorate:
-        if instance is None:
-            return _mark
-        return instance._decorator
-
-
-def _mark(queue: str, /, *, type: str | None = None) -> Callable[[F], F]:
-    def mark(method: F) -> F:
-        marks: list[tuple[str, str | None]] = list(getattr(method, _MARK, ()))
-        marks.append((queue, type))
-        setattr(method, _MARK, tuple(marks))
-        return method
-
-    return mark
 
 
 class Worker:
@@ -191,7 +118,7 @@ class Worker:
         ConfigurationError: a setting is invalid; the message names it.
     """
 
-    activity = _ActivityDecorator()
+    activity = ActivityDecorator()
     """Decorator registering a handler for a worker group: ``@worker.activity("wg-1")``.
 
     Optional ``type="ShellCommandActivity"`` limits the handler to one activity type, so several
@@ -326,7 +253,7 @@ class Worker:
                 if attr in seen:
                     continue
                 seen.add(attr)
-                marks = getattr(value, _MARK, None)
+                marks = getattr(value, MARK, None)
                 if marks:
                     bound = getattr(self, attr)
                     for queue, type_ in marks:
@@ -495,22 +422,9 @@ class Worker:
         should then exit, so that a task handed back to the service cannot run twice (the CLI
         exits with code 1).
         """
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._run_with_signals())
-        finally:
-            try:
-                if not self.left_behind:
-                    # As asyncio.run() does; skipped when user code ignores cancellation,
-                    # which would make it wait for ever.
-                    _cancel_all_tasks(loop)
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                    loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                if not self.left_behind:
-                    loop.close()
+        from pipeworker._signals import run_blocking
+
+        run_blocking(self._serve_with_signals, lambda: bool(self.left_behind))
 
     def _request_stop(self, *, force: bool = False) -> None:
         supervisor = self._supervisor
@@ -521,39 +435,8 @@ class Worker:
         else:
             supervisor.stop()
 
-    async def _run_with_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        signals = 0
+    async def _serve_with_signals(self) -> None:
+        from pipeworker._signals import handle_signals
 
-        def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            name = signal.Signals(signum).name
-            if signals == 1:
-                log.info("%s received: stopping gracefully (signal again to force)", name)
-                self._request_stop()
-            else:
-                log.warning("%s received again: stopping now, running tasks are abandoned", name)
-                self._request_stop(force=True)
-
-        installed = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(signum, on_signal, signum)
-                installed.append(signum)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover (not the main thread)
-                pass
-        try:
+        async with handle_signals(self._request_stop):
             await self._serve(None)
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-
-
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    pending = asyncio.all_tasks(loop)
-    if not pending:
-        return
-    for task in pending:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

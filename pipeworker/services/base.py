@@ -272,11 +272,9 @@ class Service(abc.ABC):
     rate_limits: Mapping[str, RateLimit] = {}
 
     @property
+    @abc.abstractmethod
     def task_class(self) -> type[Task]:
-        """The class of the task handlers receive; services with more to say subclass Task."""
-        from pipeworker.task import Task
-
-        return Task
+        """The class of the task handlers receive."""
 
     @abc.abstractmethod
     def check_queue(self, queue: str) -> list[str]:

@@ -200,8 +200,9 @@ async def test_handlers_are_chosen_by_activity_type_within_a_worker_group(
         [
             obj("Default", scheduleType="ondemand", workerGroup="wg-types"),
             obj("A", type="ShellCommandActivity", command="a"),
-            obj("B", type="CopyActivity", input=ref("In"), output=ref("In")),
+            obj("B", type="CopyActivity", input=ref("In"), output=ref("Out")),
             obj("In", type="S3DataNode", directoryPath="s3://b/in"),
+            obj("Out", type="S3DataNode", directoryPath="s3://b/out"),
         ],
     )
     async with worker:
