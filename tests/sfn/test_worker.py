@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -277,8 +278,9 @@ async def test_stop_execution_cancels_a_running_handler_within_one_heartbeat(
 
 
 async def test_200_tasks_under_30_percent_faults_none_lost_none_run_twice(
-    sfn: Sfn, service: LocalService, make_worker: MakeWorker
+    sfn: Sfn, service: LocalService, make_worker: MakeWorker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pipeworker")
     arn = await sfn.activity("work")
     # A task handed to a poll whose answer was dropped waits for its heartbeat timeout (3 s
     # here: room for a busy machine between beats every 0.2 s), then the Retry gives it to a
@@ -309,6 +311,13 @@ async def test_200_tasks_under_30_percent_faults_none_lost_none_run_twice(
     assert set(runs.values()) == {1}  # every handler ran exactly once
     stats = service.stats()
     assert sum(stats["faults"].values()) > 100
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    # SendTask* dropped after they landed: the retry's TaskTimedOut is an INFO, not a loss.
+    assert any(
+        level == logging.INFO and "answered TaskTimedOut on a retry" in text
+        for level, text in messages
+    )
+    assert not [text for _, text in messages if "before its" in text and "status landed" in text]
 
 
 async def test_heartbeat_seconds_per_activity_keep_a_sync_handler_alive(
