@@ -207,6 +207,11 @@ class Worker:
             )
         if type_ is not None and (not isinstance(type_, str) or not type_):
             raise ConfigurationError(f"activity {name}: type must be a non-empty string or None")
+        if type_ is not None and not service.typed_tasks:
+            raise ConfigurationError(
+                f"activity {name}: {service.name} tasks carry no activity type, so type= "
+                f"cannot route them; register one handler per {service.queue_name}"
+            )
         if not callable(handler):
             raise ConfigurationError(f"activity {name}: the handler is not callable")
         if inspect.isasyncgenfunction(handler) or inspect.isgeneratorfunction(handler):

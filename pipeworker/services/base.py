@@ -258,6 +258,8 @@ class Service(abc.ABC):
             ``acknowledge``, ``report_progress``, ``finish``, ``canceled``, ``heartbeat``);
             methods absent are not paced. The worker paces its calls by them (see
             ``pipeworker._pacing``).
+        typed_tasks: whether tasks carry an activity type that ``type=`` can route on (Step
+            Functions' do not: a handler per activity ARN).
         poll_stop: what a stop does to polls in flight. ``"abort"``: at once (right for a
             service that offers an unacknowledged task again, as Data Pipeline does after its
             acknowledgement window). ``"drain"``: they may return (and their task runs) until
@@ -269,6 +271,7 @@ class Service(abc.ABC):
     queue_name: str = "queue"
     lease_seconds: float = 300.0
     poll_stop: Literal["abort", "drain"] = "drain"
+    typed_tasks: bool = True
     rate_limits: Mapping[str, RateLimit] = {}
 
     @property

@@ -230,6 +230,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
 
     name = SERVICE
     queue_name = "activity ARN"
+    typed_tasks = False
     lease_seconds = float("inf")  # each state sets its own HeartbeatSeconds, or none
 
     def __init__(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pipeworker import CancelReason, TaskFailed, Worker
+from pipeworker import CancelReason, ConfigurationError, StepFunctions, TaskFailed, Worker
 from pipeworker.local import LocalService
 from pipeworker.services.stepfunctions import StepFunctionsTask
 
@@ -420,3 +420,11 @@ async def test_both_transports_sign_as_states_where_signatures_are_checked(
             (described,) = await sfn.finished(await sfn.start(state_machine))
     assert described["output"] == '"verified"'
     assert service.stats()["errors"] == {}
+
+
+def test_type_is_refused_at_registration_since_step_functions_tasks_have_none() -> None:
+    worker = Worker(service=StepFunctions(), region="us-east-1")
+    with pytest.raises(ConfigurationError, match="tasks carry no activity type"):
+
+        @worker.activity("arn:aws:states:us-east-1:123456789012:activity:resize", type="Resize")
+        async def resize(task: StepFunctionsTask) -> None: ...
