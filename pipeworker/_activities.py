@@ -11,14 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
-from pipeworker.task import Task
-
 if TYPE_CHECKING:
     from pipeworker.worker import Worker
 
 __all__ = ["MARK", "Activity", "ActivityDecorator", "Handler", "is_async"]
 
-Handler = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
+Handler = Callable[[Any], Awaitable[Any]] | Callable[[Any], Any]
 """A handler: ``async def handle(task)`` or a plain ``def`` (run in a thread).
 
 What it returns is the task's result where the service has one (SWF); Data Pipeline ignores it."""

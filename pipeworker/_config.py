@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
+from pipeworker._cadence import MIN_INTERVAL, PROGRESS_JITTER
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import RateLimit, Service
 
@@ -26,13 +27,6 @@ if TYPE_CHECKING:
     from pipeworker._pacing import RateLimitSetting
 
 __all__ = ["MIN_INTERVAL", "PROGRESS_JITTER", "WorkerConfig", "make_config"]
-
-PROGRESS_JITTER = 0.1
-"""Each progress interval is drawn from ``interval * (1 ± PROGRESS_JITTER)``."""
-
-MIN_INTERVAL = 0.05
-"""The shortest progress or heartbeat interval: settings below it are refused, and a task whose
-lease would ask for faster reports (a ``reportProgressTimeout`` near 0) is reported at this pace."""
 
 
 @dataclass(frozen=True, slots=True)

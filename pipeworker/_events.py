@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 from pipeworker.exceptions import PipeworkerError, TransientServiceError
 from pipeworker.services.base import Outcome, ReceivedTask
-from pipeworker.task import Task
+from pipeworker.task import BaseTask
 
 log = logging.getLogger("pipeworker.supervisor")
 
@@ -40,13 +40,13 @@ class Observer:
     def poll_finished(self, queue: str, task: ReceivedTask | None) -> None:
         """A poll of *queue* answered, with a task or without."""
 
-    def task_started(self, task: Task) -> None:
+    def task_started(self, task: BaseTask) -> None:
         """A task's handler was started."""
 
-    def progress_reported(self, task: Task, canceled: bool) -> None:
+    def progress_reported(self, task: BaseTask, canceled: bool) -> None:
         """A progress report (or the acknowledgement) landed."""
 
-    def task_finished(self, task: Task, outcome: Outcome | None) -> None:
+    def task_finished(self, task: BaseTask, outcome: Outcome | None) -> None:
         """A task ended; *outcome* is None when nothing was sent (cancelled, lease lost)."""
 
     def call_failed(self, error: PipeworkerError) -> None:
@@ -81,8 +81,10 @@ class Hooks(Protocol):
 
     async def on_startup(self) -> None: ...
     async def on_shutdown(self) -> None: ...
-    async def on_task_start(self, task: Task) -> None: ...
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None: ...
+    # The task is the service's own class (a Task, an ActivityTask...): typed Any here so that
+    # a subclass may annotate its hooks with it.
+    async def on_task_start(self, task: Any) -> None: ...
+    async def on_task_end(self, task: Any, outcome: Outcome | None) -> None: ...
 
 
 def _overrides(observer: Observer, name: str) -> bool:

@@ -27,7 +27,7 @@ from pipeworker.exceptions import (
     TransientServiceError,
 )
 from pipeworker.services.base import Outcome, ReceivedTask
-from pipeworker.task import CancelReason, Task
+from pipeworker.task import BaseTask, CancelReason
 
 if TYPE_CHECKING:
     from pipeworker.worker import Activity
@@ -60,7 +60,7 @@ def call_outcome(error: BaseException | None) -> str:
     return "error"
 
 
-def task_result(task: Task, outcome: Outcome | None) -> str:
+def task_result(task: BaseTask, outcome: Outcome | None) -> str:
     """The ``result`` label of a task that ended with *outcome*."""
     if outcome is not None:
         return outcome.status.lower()  # finished, failed, false
@@ -115,7 +115,7 @@ class Metrics(Observer):
         self._routes: dict[tuple[str, str | None], str] = {}
         self._bound: dict[tuple[str, str | None], _Bound] = {}
         self._calls: dict[str, _Call] = {}
-        self._running: dict[Task, _Running] = {}
+        self._running: dict[BaseTask, _Running] = {}
         self._polled: dict[str, float] = {}
         self._heartbeats: dict[str, float] = {}
         self._lease = 300.0
@@ -283,7 +283,7 @@ class Metrics(Observer):
         else:
             self.lingering_threads.dec()
 
-    def task_started(self, task: Task) -> None:
+    def task_started(self, task: BaseTask) -> None:
         received = task._received
         key = (received.queue, received.type)
         bound = self._bound.get(key) or self._bind(*key)
@@ -291,7 +291,7 @@ class Metrics(Observer):
         lease = received.lease_seconds or self._lease
         self._running[task] = _Running(bound, self._clock(), min(lease, self._lease))
 
-    def progress_reported(self, task: Task, canceled: bool) -> None:
+    def progress_reported(self, task: BaseTask, canceled: bool) -> None:
         now = self._clock()
         running = self._running.get(task)
         polled = self._polled.pop(task.id, None)
@@ -310,7 +310,7 @@ class Metrics(Observer):
             running.bound.slack.observe(running.lease - (now - running.last_report))
             running.last_report = now
 
-    def task_finished(self, task: Task, outcome: Outcome | None) -> None:
+    def task_finished(self, task: BaseTask, outcome: Outcome | None) -> None:
         self._polled.pop(task.id, None)
         running = self._running.pop(task, None)
         if running is None:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeworker import _retry
-from pipeworker._config import MIN_INTERVAL, PROGRESS_JITTER
+from pipeworker._cadence import MIN_INTERVAL, PROGRESS_JITTER
 from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer
 from pipeworker._outcome import outcome_of, safe_text
@@ -41,7 +41,7 @@ from pipeworker.exceptions import (
     TaskFailed,
 )
 from pipeworker.services.base import Connection, Outcome, ReceivedTask, truncate_head, truncate_tail
-from pipeworker.task import CancelReason, Task
+from pipeworker.task import BaseTask, CancelReason
 
 if TYPE_CHECKING:
     from pipeworker.worker import Activity
@@ -108,9 +108,9 @@ class TaskScopes:
         cancel_patience: float,
         hooks: Hooks,
         observer: Observer,
-        task_class: Callable[[ReceivedTask, Connection], Task],
+        task_class: Callable[[ReceivedTask, Connection], BaseTask],
         call_failed: Callable[[BaseException], None],
-        running: dict[Task, asyncio.Task[Outcome | None]],
+        running: dict[BaseTask, asyncio.Task[Outcome | None]],
         give_up: asyncio.Event,
     ) -> None:
         self._connection = connection
@@ -122,11 +122,11 @@ class TaskScopes:
         self._task_class = task_class
         self._call_failed = call_failed
         self.running = running
-        self.finishing: dict[Task, Outcome] = {}
-        self.names: dict[Task, str] = {}
-        self.threads: dict[Task, asyncio.Future[Any]] = {}
+        self.finishing: dict[BaseTask, Outcome] = {}
+        self.names: dict[BaseTask, str] = {}
+        self.threads: dict[BaseTask, asyncio.Future[Any]] = {}
         self._ids: set[str] = set()
-        self._lost: dict[Task, str] = {}  # why a lease was lost, for the handler's cancellation
+        self._lost: dict[BaseTask, str] = {}  # why a lease was lost, for the handler's cancellation
         self.past_deadline = False
         self.give_up = give_up
         self._clamp_logged = False
@@ -214,7 +214,7 @@ class TaskScopes:
             return thread
         return None
 
-    async def _ended(self, task: Task, outcome: Outcome | None) -> None:
+    async def _ended(self, task: BaseTask, outcome: Outcome | None) -> None:
         self._observer.task_finished(task, outcome)
         try:
             await self._hooks.on_task_end(task, outcome)
@@ -229,7 +229,7 @@ class TaskScopes:
                 extra=task.log_extra(),
             )
 
-    async def _await_cancelled(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
+    async def _await_cancelled(self, task: BaseTask, handler: asyncio.Task[Outcome | None]) -> None:
         # The handler was cancelled (lease lost, service, shutdown). Wait for it without
         # awaiting it directly, so this scope can itself be cancelled even if the handler
         # swallows its cancellation.
@@ -245,7 +245,7 @@ class TaskScopes:
             )
             await asyncio.wait((handler,))
 
-    async def _invoke(self, activity: Activity, task: Task) -> Outcome | None:
+    async def _invoke(self, activity: Activity, task: BaseTask) -> Outcome | None:
         inside_worker.set(True)
         try:
             await self._hooks.on_task_start(task)
@@ -294,7 +294,7 @@ class TaskScopes:
             return outcome
         return Outcome.finished(result)  # services without results (Data Pipeline) ignore it
 
-    def _interval(self, task: Task) -> float:
+    def _interval(self, task: BaseTask) -> float:
         interval = self._progress_interval
         lease = task._received.lease_seconds
         if lease is not None and lease / 3 < interval:
@@ -316,7 +316,7 @@ class TaskScopes:
                 interval = MIN_INTERVAL
         return interval
 
-    async def _keep_lease(self, task: Task, handler: asyncio.Task[Outcome | None]) -> None:
+    async def _keep_lease(self, task: BaseTask, handler: asyncio.Task[Outcome | None]) -> None:
         """Report progress until the handler ends or the task must stop."""
         interval = self._interval(task)
         # One waiter per tick, woken by a timer or by the handler's end; cheaper per task than
@@ -349,7 +349,7 @@ class TaskScopes:
         finally:
             handler.remove_done_callback(handler_done)
 
-    async def _report(self, task: Task, first: bool = False) -> _Lease:
+    async def _report(self, task: BaseTask, first: bool = False) -> _Lease:
         """Send the acknowledgement (*first*) or a progress report with the pending fields."""
         connection = self._connection
         received = task._received
@@ -405,14 +405,14 @@ class TaskScopes:
         return _Lease.KEPT
 
     def cancel(
-        self, task: Task, handler: asyncio.Task[Outcome | None], reason: CancelReason
+        self, task: BaseTask, handler: asyncio.Task[Outcome | None], reason: CancelReason
     ) -> None:
         """Cancel *task*'s handler for *reason* (the task sees the reason first)."""
         task._cancel(reason)
         detail = self._lost.pop(task, None)
         handler.cancel(f"{reason} ({detail})" if detail else reason)
 
-    async def _confirm_cancel(self, task: Task) -> None:
+    async def _confirm_cancel(self, task: BaseTask) -> None:
         connection = self._connection
         received = task._received
         try:
@@ -427,7 +427,7 @@ class TaskScopes:
                 "task %s: cancellation not confirmed: %s", task.id, exc, extra=task.log_extra()
             )
 
-    async def _finish(self, task: Task, outcome: Outcome) -> None:
+    async def _finish(self, task: BaseTask, outcome: Outcome) -> None:
         connection = self._connection
         received = task._received
         self.finishing[task] = outcome

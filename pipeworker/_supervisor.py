@@ -45,7 +45,7 @@ from pipeworker._scope import SHUTDOWN_ERROR_ID, TaskScopes, outcome_of
 from pipeworker._shutdown import FORCED_PATIENCE, Stop
 from pipeworker.exceptions import PipeworkerError
 from pipeworker.services.base import Connection, ConnectionSettings, Outcome
-from pipeworker.task import CancelReason, Task
+from pipeworker.task import BaseTask, CancelReason
 
 if TYPE_CHECKING:
     from pipeworker._config import WorkerConfig
@@ -119,7 +119,7 @@ class Supervisor:
         self._active = 0  # polls and task scopes alive, and threads still holding a slot
         self._scopes: TaskScopes | None = None
         # Every running task's handler, filled by the task scopes (also read by _health).
-        self._running: dict[Task, asyncio.Task[Outcome | None]] = {}
+        self._running: dict[BaseTask, asyncio.Task[Outcome | None]] = {}
         self._pollers: list[asyncio.Task[None]] = []
         self._polling: set[asyncio.Task[Any]] = set()  # poll tasks still in their poll
         self._aborted: set[asyncio.Task[Any]] = set()

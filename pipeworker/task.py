@@ -16,7 +16,7 @@ from pipeworker import _retry
 from pipeworker.exceptions import ValidationError
 from pipeworker.services.base import Connection, FieldValue, ReceivedTask, Ref, resolve_field
 
-__all__ = ["CancelReason", "Task"]
+__all__ = ["BaseTask", "CancelReason", "Task"]
 
 
 class CancelReason(enum.StrEnum):
@@ -49,17 +49,17 @@ _DONE = _Done()
 _task_log = logging.getLogger("pipeworker.task")
 
 
-class Task:
-    """One task given to a handler.
+class BaseTask:
+    """What every service's task shares: its id and queue, cancellation, a logger.
+
+    Each service's handlers get a subclass: Data Pipeline's :class:`Task`, SWF's
+    :class:`~pipeworker.services.swf.ActivityTask`, Step Functions'
+    :class:`~pipeworker.services.stepfunctions.StepFunctionsTask`. None inherits another
+    service's API.
 
     Attributes:
-        id: the service's token for the task (Data Pipeline's ``taskId``).
-        pipeline_id: the pipeline the task belongs to.
-        attempt_id: the id of this attempt's object (``@MyActivity_..._Attempt=1``).
-        worker_group: the worker group (queue) the task was polled from.
-        type: the activity's type, for example ``"ShellCommandActivity"``, if it has one.
-        objects: every object that came with the task, by id; each maps field keys to a string,
-            a :class:`~pipeworker.Ref` to another object, or a list when the field holds several.
+        id: the service's token for the task.
+        queue: what it was polled from (a worker group, a task list, an activity ARN).
     """
 
     __slots__ = ("_cancel_reason", "_connection", "_logger", "_loop", "_pending", "_received")
@@ -75,6 +75,68 @@ class Task:
     @property
     def id(self) -> str:
         return self._received.id
+
+    @property
+    def queue(self) -> str:
+        return self._received.queue
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``task_id``, ``pipeline_id``, ``attempt_id`` and
+        ``worker_group`` in their ``extra``."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(_task_log, self.log_extra())
+        return self._logger
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task was cancelled (by the service, a lost lease or a shutdown).
+
+        Async handlers also see :class:`asyncio.CancelledError`; sync handlers, which run in a
+        thread and cannot be interrupted, should check this between steps.
+        """
+        return self._cancel_reason is not None
+
+    @property
+    def cancel_reason(self) -> CancelReason | None:
+        """Why the task was cancelled, or None while it was not."""
+        return self._cancel_reason
+
+    def log_extra(self) -> dict[str, str]:
+        """The task's ids, for ``extra=`` in log calls."""
+        received = self._received
+        return {
+            "task_id": received.id,
+            "pipeline_id": received.pipeline_id,
+            "attempt_id": received.attempt_id,
+            "worker_group": received.queue,
+        }
+
+    # The supervisor's side; handlers do not call these.
+
+    def _cancel(self, reason: CancelReason) -> None:
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+
+    def _take_pending(self) -> dict[str, str | Ref] | None:
+        pending, self._pending = self._pending, None
+        return pending
+
+
+class Task(BaseTask):
+    """One task given to a handler.
+
+    Attributes:
+        id: the service's token for the task (Data Pipeline's ``taskId``).
+        pipeline_id: the pipeline the task belongs to.
+        attempt_id: the id of this attempt's object (``@MyActivity_..._Attempt=1``).
+        worker_group: the worker group (queue) the task was polled from.
+        type: the activity's type, for example ``"ShellCommandActivity"``, if it has one.
+        objects: every object that came with the task, by id; each maps field keys to a string,
+            a :class:`~pipeworker.Ref` to another object, or a list when the field holds several.
+    """
+
+    __slots__ = ()
 
     @property
     def pipeline_id(self) -> str:
@@ -157,47 +219,5 @@ class Task:
         self._pending = merged
         return _DONE
 
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``task_id``, ``pipeline_id``, ``attempt_id`` and
-        ``worker_group`` in their ``extra``."""
-        if self._logger is None:
-            self._logger = logging.LoggerAdapter(_task_log, self.log_extra())
-        return self._logger
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the task was cancelled (by the service, a lost lease or a shutdown).
-
-        Async handlers also see :class:`asyncio.CancelledError`; sync handlers, which run in a
-        thread and cannot be interrupted, should check this between steps.
-        """
-        return self._cancel_reason is not None
-
-    @property
-    def cancel_reason(self) -> CancelReason | None:
-        """Why the task was cancelled, or None while it was not."""
-        return self._cancel_reason
-
-    def log_extra(self) -> dict[str, str]:
-        """The task's ids, for ``extra=`` in log calls."""
-        received = self._received
-        return {
-            "task_id": received.id,
-            "pipeline_id": received.pipeline_id,
-            "attempt_id": received.attempt_id,
-            "worker_group": received.queue,
-        }
-
     def __repr__(self) -> str:
         return f"<Task {self._received.id!r} attempt={self._received.attempt_id!r}>"
-
-    # The supervisor's side; handlers do not call these.
-
-    def _cancel(self, reason: CancelReason) -> None:
-        if self._cancel_reason is None:
-            self._cancel_reason = reason
-
-    def _take_pending(self) -> dict[str, str | Ref] | None:
-        pending, self._pending = self._pending, None
-        return pending

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -33,7 +34,7 @@ from pipeworker._config import WorkerConfig, make_config
 from pipeworker._context import inside_worker
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
-from pipeworker.task import Task
+from pipeworker.task import BaseTask
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -230,6 +231,12 @@ class Worker:
                     f"activity {name}: a handler takes exactly one argument, the task; its "
                     f"signature is {name.rsplit('.', 1)[-1]}{signature}"
                 ) from None
+        annotated = _task_annotation(handler, signature)
+        if annotated is not None and not issubclass(service.task_class, annotated):
+            raise ConfigurationError(
+                f"activity {name}: it takes a {annotated.__name__}, but a {service.name} "
+                f"worker gives its handlers a {service.task_class.__name__}"
+            )
         key = (queue, type_)
         queues = {activity.queue for activity in self._activities.values()} | {queue}
         self._check_capacity(len(queues), self.config.max_concurrency)
@@ -304,13 +311,13 @@ class Worker:
     async def on_shutdown(self) -> None:
         """Called once after the last task has ended and before the clients close."""
 
-    async def on_task_start(self, task: Task) -> None:
+    async def on_task_start(self, task: Any) -> None:
         """Called just before a task's handler, in the handler's own context.
 
         An exception here fails the task as the handler's own exception would.
         """
 
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+    async def on_task_end(self, task: Any, outcome: Outcome | None) -> None:
         """Called after a task's final status was sent.
 
         *outcome* is None when nothing was sent: the service cancelled the task or its lease was
@@ -445,3 +452,21 @@ class Worker:
 
         async with handle_signals(self._request_stop):
             await self._serve(None)
+
+
+def _task_annotation(
+    handler: Callable[..., Any], signature: inspect.Signature | None
+) -> type[BaseTask] | None:
+    """The task class the handler's parameter is annotated with, when that can be told."""
+    if signature is None or not signature.parameters:
+        return None
+    name, parameter = next(iter(signature.parameters.items()))
+    annotation: Any = parameter.annotation
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(handler).get(name)
+        except Exception:  # a name the handler's module cannot resolve now: no check
+            return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseTask):
+        return annotation
+    return None

@@ -113,3 +113,37 @@ def test_no_module_is_over_500_lines() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+CORE = [
+    "pipeworker._supervisor",
+    "pipeworker._scope",
+    "pipeworker._shutdown",
+    "pipeworker._outcome",
+    "pipeworker._threads",
+    "pipeworker._retry",
+    "pipeworker._pacing",
+    "pipeworker._events",
+    "pipeworker._metrics",
+    "pipeworker._health",
+    "pipeworker.task",
+]
+
+
+def test_the_core_names_no_service() -> None:
+    # Everything the core imports, transitively, is the core itself or the services'
+    # interface (services.base): never a service, and never aiobotocore.
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    reached: set[str] = set()
+    pending = list(CORE)
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        pending.extend(graph[name] - {"pipeworker"})
+    services = {name for name in reached if name.startswith("pipeworker.services.")}
+    assert services <= {"pipeworker.services.base"}
+    for name in reached:
+        assert "aiobotocore" not in modules[name].read_text(), name

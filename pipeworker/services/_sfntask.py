@@ -12,12 +12,12 @@ from typing import Any
 
 from pipeworker import _retry
 from pipeworker.exceptions import LeaseLost
-from pipeworker.task import _DONE, CancelReason, Task
+from pipeworker.task import _DONE, BaseTask, CancelReason
 
 __all__ = ["StepFunctionsTask"]
 
 
-class StepFunctionsTask(Task):
+class StepFunctionsTask(BaseTask):
     """A Step Functions activity task, as a handler sees it.
 
     Attributes:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any, NamedTuple
 
 from pipeworker.exceptions import ValidationError
-from pipeworker.task import _DONE, Task
+from pipeworker.task import _DONE, BaseTask
 
 __all__ = ["HEARTBEAT_DETAILS_LIMIT", "ActivityTask", "ActivityType", "WorkflowExecution"]
 
@@ -32,7 +32,7 @@ class WorkflowExecution(NamedTuple):
     run_id: str
 
 
-class ActivityTask(Task):
+class ActivityTask(BaseTask):
     """An SWF activity task, as a handler sees it.
 
     Attributes:

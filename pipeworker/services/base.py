@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from pipeworker.task import Task
+    from pipeworker.task import BaseTask
 
 __all__ = [
     "Connection",
@@ -276,7 +276,7 @@ class Service(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def task_class(self) -> type[Task]:
+    def task_class(self) -> type[BaseTask]:
         """The class of the task handlers receive."""
 
     @abc.abstractmethod

@@ -59,7 +59,7 @@ from pipeworker.services.base import (
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import Task
+from pipeworker.task import BaseTask
 
 __all__ = [
     "ERROR_LIMIT",
@@ -272,7 +272,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
         return f"StepFunctions(transport={self.transport!r})"
 
     @property
-    def task_class(self) -> type[Task]:
+    def task_class(self) -> type[BaseTask]:
         return StepFunctionsTask
 
     @property

@@ -51,7 +51,7 @@ from pipeworker.services.base import (
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import Task
+from pipeworker.task import BaseTask
 
 __all__ = [
     "SWF",
@@ -253,7 +253,7 @@ class SWF(_aws.TransportSwitch, Service):
         return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
 
     @property
-    def task_class(self) -> type[Task]:
+    def task_class(self) -> type[BaseTask]:
         return ActivityTask
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pytest
 from aiobotocore.session import get_session
 
-from pipeworker import SWF, TaskFailed, ValidationError, Worker
+from pipeworker import SWF, ConfigurationError, TaskFailed, ValidationError, Worker
 from pipeworker.local import LocalConfig, LocalService
 from pipeworker.services.base import TRUNCATION_MARKER
 from pipeworker.services.swf import ActivityTask, ActivityType, WorkflowExecution
@@ -389,3 +389,19 @@ async def test_a_stop_lets_swf_polls_return_until_the_grace_ends_then_aborts_the
             await asyncio.wait_for(idle.stop(), 10)
             took = time.monotonic() - began
         assert 1.0 <= took < 3.0  # the grace, not the 60 s hold
+
+
+def test_a_data_pipeline_handler_is_refused_by_an_swf_worker_at_registration() -> None:
+    from pipeworker import Task
+
+    worker = Worker(service=SWF(domain=DOMAIN), region="us-east-1")
+    with pytest.raises(ConfigurationError, match="takes a Task, but a swf worker gives"):
+
+        @worker.activity(TASK_LIST)
+        async def export(task: Task) -> None:
+            task.field("table")
+
+    @worker.activity(TASK_LIST)
+    async def fine(task: ActivityTask) -> None: ...
+
+    assert not issubclass(ActivityTask, Task)  # no service's task inherits another's API
