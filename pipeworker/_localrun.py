@@ -130,61 +130,6 @@ def _region(worker: Worker, region: str | None) -> str:
     )
 
 
-def parameter_inputs(
-    values: Sequence[str] = (),
-    values_uri: str | None = None,
-    objects: str | None = None,
-) -> dict[str, Any]:
-    """The PutPipelineDefinition parameters the command line gives (none given: empty).
-
-    Raises:
-        LocalRunError: a value is not ``KEY=VALUE``, a file is unreadable or malformed, or both
-            ``--parameter-values`` and ``--parameter-values-uri`` are given.
-    """
-    from pipeworker.local._deffile import (
-        DefinitionFileError,
-        load_parameter_objects_file,
-        load_parameter_values_file,
-    )
-
-    if values and values_uri is not None:
-        raise LocalRunError(
-            "give --parameter-values or --parameter-values-uri, not both (as the AWS CLI)"
-        )
-    result: dict[str, Any] = {}
-    try:
-        if objects is not None:
-            result["parameterObjects"] = load_parameter_objects_file(objects)
-        if values_uri is not None:
-            result["parameterValues"] = load_parameter_values_file(values_uri)
-    except DefinitionFileError as exc:
-        raise LocalRunError(str(exc)) from exc
-    if values:
-        pairs = []
-        for item in values:
-            key, equals, value = item.partition("=")
-            if not equals or not key.strip():
-                raise LocalRunError(
-                    f"--parameter-values {item!r}: write each as KEY=VALUE, like "
-                    "myS3LogsPath=s3://bucket/logs"
-                )
-            pairs.append({"id": key.strip(), "stringValue": value})
-        result["parameterValues"] = pairs
-    return result
-
-
-def _with_parameters(definition: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(definition)
-    if "parameterObjects" in given:
-        merged["parameterObjects"] = given["parameterObjects"]
-    if "parameterValues" in given:
-        overridden = {item["id"] for item in given["parameterValues"]}
-        merged["parameterValues"] = [
-            item for item in definition.get("parameterValues", []) if item["id"] not in overridden
-        ] + list(given["parameterValues"])
-    return merged
-
-
 def run_local(
     worker: Worker,
     module: ModuleType,
@@ -216,15 +161,20 @@ def run_local(
     Raises:
         LocalRunError: there is no definition, or the service refused it.
     """
-    from pipeworker.local._deffile import DefinitionFileError, load_definition_file
+    from pipeworker.local._deffile import (
+        DefinitionFileError,
+        command_line_parameters,
+        load_definition_file,
+        with_parameters,
+    )
 
     path = find_definition(module, pipeline)
     try:
         definition = load_definition_file(path)
+        given = command_line_parameters(parameter_values, parameter_values_uri, parameter_objects)
     except DefinitionFileError as exc:
         raise LocalRunError(str(exc)) from exc
-    given = parameter_inputs(parameter_values, parameter_values_uri, parameter_objects)
-    definition = _with_parameters(definition, given)
+    definition = with_parameters(definition, given)
     _ensure_credentials()
     driver = _Driver(worker, path, definition, _region(worker, region), out or sys.stdout)
     return asyncio.run(driver.run(keep_running))

@@ -302,7 +302,11 @@ def _configure(instance: Instance, instances: Mapping[str, Instance], config: Lo
 
 
 def _depend(instance: Instance, dependency: Instance) -> None:
+    # A node that is both an activity's input and its output waits for the activity, not the
+    # other way round (no two-object cycle).
     if dependency is instance or dependency in instance.depends_on:
+        return
+    if instance in dependency.depends_on:
         return
     instance.depends_on.append(dependency)
     dependency.dependents.append(instance)

@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "DefinitionFileError",
+    "command_line_parameters",
     "load_definition_file",
     "load_parameter_objects_file",
     "load_parameter_values_file",
     "parse_definition",
     "to_definition_document",
+    "with_parameters",
 ]
 
 _EXAMPLE = '{"objects": [{"id": "Default", "scheduleType": "ondemand"}]}'
@@ -401,3 +403,55 @@ def _add(target: dict[str, Any], key: str, value: Any) -> None:
         target[key].append(value)
     else:
         target[key] = [target[key], value]
+
+
+def command_line_parameters(
+    values: Sequence[str] = (),
+    values_uri: str | None = None,
+    objects: str | None = None,
+) -> dict[str, Any]:
+    """The PutPipelineDefinition parameters the AWS CLI's options give (none given: empty).
+
+    Args:
+        values: ``--parameter-values`` items, ``KEY=VALUE`` each.
+        values_uri: ``--parameter-values-uri``, a ``{"values": {...}}`` file.
+        objects: ``--parameter-objects``, a ``{"parameters": [...]}`` file.
+
+    Raises:
+        DefinitionFileError: a value is not ``KEY=VALUE``, a file is unreadable or malformed, or
+            both *values* and *values_uri* are given (the CLI refuses that too).
+    """
+    if values and values_uri is not None:
+        raise DefinitionFileError(
+            "give --parameter-values or --parameter-values-uri, not both (as the AWS CLI)"
+        )
+    result: dict[str, Any] = {}
+    if objects is not None:
+        result["parameterObjects"] = load_parameter_objects_file(objects)
+    if values_uri is not None:
+        result["parameterValues"] = load_parameter_values_file(values_uri)
+    if values:
+        pairs = []
+        for item in values:
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip():
+                raise DefinitionFileError(
+                    f"--parameter-values {item!r}: write each as KEY=VALUE, like "
+                    "myS3LogsPath=s3://bucket/logs"
+                )
+            pairs.append({"id": key.strip(), "stringValue": value})
+        result["parameterValues"] = pairs
+    return result
+
+
+def with_parameters(definition: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """*definition* with *given* parameter objects (replacing) and values (overriding by id)."""
+    merged = dict(definition)
+    if "parameterObjects" in given:
+        merged["parameterObjects"] = given["parameterObjects"]
+    if "parameterValues" in given:
+        overridden = {item["id"] for item in given["parameterValues"]}
+        merged["parameterValues"] = [
+            item for item in definition.get("parameterValues", []) if item["id"] not in overridden
+        ] + list(given["parameterValues"])
+    return merged

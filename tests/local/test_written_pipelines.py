@@ -418,3 +418,19 @@ async def test_a_late_object_fires_its_late_action_and_terminate_cancels_it(
     await eventually(lambda: bool(service.fired_actions(pipeline_id)))
     assert [a["actionId"] for a in service.fired_actions(pipeline_id)] == ["Late", "Stop"]
     assert (await instances(dp, pipeline_id))["Slow"]["@status"] == "CANCELED"
+
+
+async def test_a_node_both_input_and_output_of_one_activity_does_not_block_it(dp: Any) -> None:
+    objects = [
+        obj("Default", scheduleType="ondemand", workerGroup="wg"),
+        obj("In", type="S3DataNode", directoryPath="s3://b/in"),
+        obj("Copy", type="CopyActivity", input=ref("In"), output=ref("In")),
+    ]
+    pipeline_id = await start_pipeline(dp, objects)
+    task = await _task(dp, "wg")
+    await dp.set_task_status(taskId=task["taskId"], taskStatus="FINISHED")
+    found = await instances(dp, pipeline_id)
+    assert {name: fields["@status"] for name, fields in found.items()} == {
+        "In": "FINISHED",
+        "Copy": "FINISHED",
+    }
