@@ -150,7 +150,7 @@ async def test_the_lean_transport_sends_the_hot_calls_with_separate_poll_and_rep
             assert senders[operation].args == ("report", operation)
         signed = senders["PollForActivityTask"].func.__self__
         assert (signed._signing_name, signed._prefix) == ("swf", "SimpleWorkflowService.")
-        assert signed._content_type == "application/x-amz-json-1.0"
+        assert signed._signer._content_type_raw == "application/x-amz-json-1.0"
         poll, report = signed._sessions["poll"], signed._sessions["report"]
         assert poll.connector is not report.connector
         assert poll.timeout.sock_read >= 70  # above SWF's 60 s hold

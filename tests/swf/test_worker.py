@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pytest
 from aiobotocore.session import get_session
 
-from pipeworker import SWF, ConfigurationError, TaskFailed, ValidationError, Worker
+from pipeworker import SWF, ConfigurationError, Task, TaskFailed, ValidationError, Worker
 from pipeworker.local import LocalConfig, LocalService
 from pipeworker.services.base import TRUNCATION_MARKER
 from pipeworker.services.swf import ActivityTask, ActivityType, WorkflowExecution
@@ -321,16 +321,18 @@ async def test_heartbeat_details_and_progress_fields_are_checked_in_the_handler(
         with pytest.raises(ValidationError, match="2048") as too_long:
             await task.heartbeat("x" * 2049)
         errors.append(str(too_long.value))
-        with pytest.raises(ValidationError, match=r"task\.heartbeat") as fields:
-            await task.report_progress(step="1")
-        errors.append(str(fields.value))
+        # Data Pipeline's API is not an SWF task's: details go with task.heartbeat().
+        for data_pipeline_only in ("report_progress", "field", "evaluate", "pipeline_id"):
+            if hasattr(task, data_pipeline_only):
+                errors.append(f"an SWF task has {data_pipeline_only}")
+        errors.append("checked")
 
     async with worker:
         service.schedule_activity_task(DOMAIN, ("checked", "1"), activity_id="v1")
         await eventually(settled(service, "v1"))
 
     assert task_of(service, "v1")["status"] == "COMPLETED"
-    assert len(errors) == 2
+    assert errors[1:] == ["checked"]
 
 
 async def test_a_stop_lets_swf_polls_return_until_the_grace_ends_then_aborts_them(
@@ -392,8 +394,6 @@ async def test_a_stop_lets_swf_polls_return_until_the_grace_ends_then_aborts_the
 
 
 def test_a_data_pipeline_handler_is_refused_by_an_swf_worker_at_registration() -> None:
-    from pipeworker import Task
-
     worker = Worker(service=SWF(domain=DOMAIN), region="us-east-1")
     with pytest.raises(ConfigurationError, match="takes a Task, but a swf worker gives"):
 
