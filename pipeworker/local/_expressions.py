@@ -20,11 +20,8 @@ Date and Time Functions). Where the guide is silent, the choices are:
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
-from itertools import product
 
 from pipeworker.local._exprparse import (
     Call,
@@ -39,13 +36,26 @@ from pipeworker.local._exprparse import (
     parse_expression,
     parse_period,
 )
+from pipeworker.local._exprvalues import (
+    MAX_LIST,
+    FieldText,
+    ObjectRef,
+    Scalar,
+    Value,
+    as_datetime,
+    as_int,
+    as_number,
+    as_str,
+    broadcast,
+    describe,
+    java_long,
+    render,
+)
 from pipeworker.local._values import (
     Lookup,
     Ref,
-    format_datetime,
     format_joda,
     in_time_zone,
-    parse_datetime,
     shift_datetime,
 )
 
@@ -66,29 +76,9 @@ MAX_EXPRESSIONS = 100_000
 
 MAX_OUTPUT = 32 * 1024 * 1024
 """Most characters one call may produce, counting intermediate strings."""
-
-MAX_LIST = 10_000
 """Largest list an expression may build by mapping over multi-valued fields."""
 
 _FIELD_COST = 8
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-
-
-class FieldText(str):
-    """Text that came from a field: a number or a DateTime when the context wants one."""
-
-    __slots__ = ()
-
-
-class ObjectRef(str):
-    """A reference to another object; renders as the object's id."""
-
-    __slots__ = ()
-
-
-Scalar = str | int | float | datetime
-Value = Scalar | list[Scalar]
 
 
 class _Context:
@@ -160,7 +150,7 @@ def _render_template(ctx: _Context, text: str, object_id: str) -> str:
             raise ExpressionError(f"too many expressions (more than {MAX_EXPRESSIONS})")
         node, pos = parse_expression(text, start + 2)
         try:
-            rendered = _render(_eval(ctx, node, object_id))
+            rendered = render(_eval(ctx, node, object_id))
         except ExpressionError as exc:
             if exc.located:
                 raise
@@ -171,112 +161,6 @@ def _render_template(ctx: _Context, text: str, object_id: str) -> str:
 
 
 # ---------------------------------------------------------------- rendering and coercion
-
-
-def _render(value: Value) -> str:
-    if isinstance(value, list):
-        return ",".join(_render(item) for item in value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, bool):  # pragma: no cover - no expression yields a bool
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return _java_double(value)
-
-
-def _java_double(value: float) -> str:
-    """Render a float as Java's ``Double.toString`` does (``0.5``, ``4.0``, ``1.0E7``)."""
-    if value == 0:
-        return "-0.0" if math.copysign(1, value) < 0 else "0.0"
-    if 1e-3 <= abs(value) < 1e7:
-        return repr(value)
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    mantissa = text[0] + "." + (text[1:] or "0")
-    return ("-" if sign else "") + f"{mantissa}E{len(text) + exponent - 1}"
-
-
-def _describe(value: Value) -> str:
-    if isinstance(value, list):
-        return f"a list of {len(value)} values"
-    if isinstance(value, ObjectRef):
-        return f"a reference to object {str(value)!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the text {shown!r}"
-    if isinstance(value, datetime):
-        return f"the DateTime {format_datetime(value)}"
-    return f"the number {_render(value)}"
-
-
-def _as_number(value: Scalar) -> int | float | None:
-    if isinstance(value, datetime):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, FieldText) and not isinstance(value, ObjectRef):
-        text = value.strip()
-        if len(text) <= 40 and _NUMBER.fullmatch(text):
-            if "." in text:
-                return float(text)
-            number = int(text)
-            # Beyond a Java long it is an identifier made of digits, not a number.
-            return number if _LONG_MIN <= number <= _LONG_MAX else None
-    return None
-
-
-def _long(value: int) -> int:
-    if not _LONG_MIN <= value <= _LONG_MAX:
-        raise ExpressionError("integer overflow: the result does not fit in 64 bits")
-    return value
-
-
-def _as_datetime(value: Scalar, what: str) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and not isinstance(value, ObjectRef) and len(value) <= 64:
-        try:
-            return parse_datetime(value)
-        except ValueError:
-            pass
-    raise ExpressionError(
-        f"{what} must be a DateTime (like 2011-05-24T17:10:00), not {_describe(value)}"
-    )
-
-
-def _as_int(value: Scalar, what: str) -> int:
-    number = _as_number(value)
-    if number is None and isinstance(value, str) and not isinstance(value, ObjectRef):
-        number = _as_number(FieldText(value))
-    if isinstance(number, int):
-        return number
-    raise ExpressionError(f"{what} must be an integer, not {_describe(value)}")
-
-
-def _as_str(value: Scalar, what: str) -> str:
-    if isinstance(value, str):
-        return str(value)
-    raise ExpressionError(f"{what} must be a string, not {_describe(value)}")
-
-
-def _broadcast(args: list[Value]) -> Iterator[tuple[Scalar, ...]] | None:
-    """Argument combinations when some argument is a list (multi-valued field), else None."""
-    if not any(isinstance(arg, list) for arg in args):
-        return None
-    pools = [arg if isinstance(arg, list) else [arg] for arg in args]
-    size = math.prod(len(pool) for pool in pools)
-    if size > MAX_LIST:
-        raise ExpressionError(
-            f"expression builds a list of {size} values (the limit is {MAX_LIST})"
-        )
-    return product(*pools)
-
-
-# ---------------------------------------------------------------- evaluation
 
 
 def _eval(ctx: _Context, node: Node, object_id: str) -> Value:
@@ -312,7 +196,7 @@ def _chain(ctx: _Context, node: Chain, object_id: str) -> Value:
 
 
 def _apply(op: str, left: Value, right: Value, ctx: _Context, pos: int) -> Value:
-    combos = _broadcast([left, right])
+    combos = broadcast([left, right])
     if combos is not None:
         return [_scalar_op(op, a, b, ctx, pos) for a, b in combos]
     assert not isinstance(left, list)
@@ -321,19 +205,19 @@ def _apply(op: str, left: Value, right: Value, ctx: _Context, pos: int) -> Value
 
 
 def _scalar_op(op: str, left: Scalar, right: Scalar, ctx: _Context, pos: int) -> Scalar:
-    a, b = _as_number(left), _as_number(right)
+    a, b = as_number(left), as_number(right)
     plain_text = any(type(side) is str for side in (left, right))
     if op == "+" and (plain_text or a is None or b is None):
         if isinstance(left, str) or isinstance(right, str):
-            ctx.charge(len(_render(left)) + len(_render(right)))
-            return _render(left) + _render(right)
+            ctx.charge(len(render(left)) + len(render(right)))
+            return render(left) + render(right)
         raise ExpressionError(
-            f"cannot add {_describe(left)} and {_describe(right)} at position {pos}; "
+            f"cannot add {describe(left)} and {describe(right)} at position {pos}; "
             "use plusDays(), plusHours()... to move a DateTime"
         )
     if a is None or b is None:
         bad = left if a is None else right
-        raise ExpressionError(f"'{op}' at position {pos} needs numbers, not {_describe(bad)}")
+        raise ExpressionError(f"'{op}' at position {pos} needs numbers, not {describe(bad)}")
     return _arithmetic(op, a, b, pos)
 
 
@@ -363,7 +247,7 @@ def _arithmetic(op: str, a: int | float, b: int | float, pos: int) -> int | floa
         if not math.isfinite(result):
             raise ExpressionError(f"'{op}' at position {pos} has no finite result")
         return result
-    return _long(result)
+    return java_long(result)
 
 
 def _field_path(ctx: _Context, node: FieldPath, object_id: str) -> Value:
@@ -372,7 +256,7 @@ def _field_path(ctx: _Context, node: FieldPath, object_id: str) -> Value:
         if index and not _all_refs(current):
             prefix = ".".join(node.names[:index])
             raise ExpressionError(
-                f"{prefix!r} is {_describe(current)}, not a reference to an object, "
+                f"{prefix!r} is {describe(current)}, not a reference to an object, "
                 f"so it has no field {name!r} (in {'.'.join(node.names)!r})"
             )
         if isinstance(current, list):
@@ -463,7 +347,7 @@ def _call(ctx: _Context, node: Call, args: list[Value]) -> Value:
             f"{node.name}() takes {len(kinds)} argument{'s' if len(kinds) != 1 else ''} "
             f"({', '.join(_KIND_NAMES[k] for k in kinds)}), got {len(args)}, at position {node.pos}"
         )
-    combos = _broadcast(args)
+    combos = broadcast(args)
     if combos is None:
         return _call_scalar(ctx, node, kinds, impl, args)  # type: ignore[arg-type]
     return [_call_scalar(ctx, node, kinds, impl, list(combo)) for combo in combos]
@@ -474,11 +358,11 @@ def _call_scalar(ctx: _Context, node: Call, kinds: str, impl: _Impl, args: list[
     for index, (kind, arg) in enumerate(zip(kinds, args, strict=True), start=1):
         what = f"argument {index} of {node.name}() at position {node.pos}"
         if kind == "d":
-            converted.append(_as_datetime(arg, what))
+            converted.append(as_datetime(arg, what))
         elif kind == "i":
-            converted.append(_as_int(arg, what))
+            converted.append(as_int(arg, what))
         else:
-            converted.append(_as_str(arg, what))
+            converted.append(as_str(arg, what))
     try:
         result = impl(*converted)
     except ExpressionError as exc:

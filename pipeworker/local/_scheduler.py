@@ -9,15 +9,13 @@ takes it from there. Leases are one timer per task that re-arms itself lazily, s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._hooks import Hooks
+from pipeworker.local._runnerqueues import RunnerQueues
 from pipeworker.local._state import (
     FAILED_LIKE,
     TERMINAL,
@@ -34,23 +32,6 @@ __all__ = ["Scheduler"]
 WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PAUSED"})
 
 
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    future: asyncio.Future[Task | None]
-    hostname: str
-    alive: Callable[[], bool] | None
-
-    def ready(self) -> bool:
-        # A poll whose client hung up would strand the task until the acknowledgement window
-        # ran out; skip it and give the task to a poll that can still receive it.
-        if self.future.done():
-            return False
-        if self.alive is not None and not self.alive():
-            _expire(self.future)
-            return False
-        return True
-
-
 class Scheduler:
     """Owns the runnable queues, the waiting polls and the task leases of one service."""
 
@@ -61,8 +42,7 @@ class Scheduler:
         self._depth = 0
         # Called by close(): owners of other timers (the schedule clock) stop them there.
         self.on_close: list[Callable[[], None]] = []
-        self._ready: dict[str, deque[Instance]] = {}
-        self._waiters: dict[str, deque[_Waiter]] = {}
+        self.queues = RunnerQueues(self._hand_out)
         self._closed_at: float | None = None  # time.monotonic() of close(), until reopen()
 
     # --- runs -------------------------------------------------------------------------------
@@ -131,34 +111,14 @@ class Scheduler:
             instance.set_status("PAUSED")
         elif all(status == "FINISHED" for status in statuses):
             if instance.is_activity:
-                self._offer(instance)
+                instance.set_status("WAITING_FOR_RUNNER")
+                self.queues.offer(instance)
             elif instance.kind == "precondition":
                 self.hooks.check_precondition(instance)
             else:
                 self._finish_instance(instance, "FINISHED")
         else:
             instance.set_status("WAITING_ON_DEPENDENCIES")
-
-    def _offer(self, instance: Instance) -> None:
-        instance.set_status("WAITING_FOR_RUNNER")
-        waiters = self._waiters.get(instance.worker_group)
-        while waiters:
-            waiter = waiters.popleft()
-            if waiter.ready():
-                waiter.future.set_result(self._hand_out(instance, waiter.hostname))
-                return
-        if not instance.in_queue:
-            instance.in_queue = True
-            self._ready.setdefault(instance.worker_group, deque()).append(instance)
-
-    def _take(self, worker_group: str) -> Instance | None:
-        queue = self._ready.get(worker_group)
-        while queue:
-            instance = queue.popleft()
-            instance.in_queue = False
-            if instance.status == "WAITING_FOR_RUNNER":
-                return instance
-        return None
 
     def _finish_instance(self, instance: Instance, status: str) -> None:
         """Give *instance* a terminal status and tell its dependents."""
@@ -214,25 +174,7 @@ class Scheduler:
 
         *alive* tells whether the polling client is still connected.
         """
-        instance = self._take(worker_group)
-        if instance is not None:
-            return self._hand_out(instance, hostname)
-        hold = self.config.poll_hold
-        if hold <= 0:
-            return None
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Task | None] = loop.create_future()
-        waiter = _Waiter(future, hostname, alive)
-        waiters = self._waiters.setdefault(worker_group, deque())
-        waiters.append(waiter)
-        timer = loop.call_later(hold, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-            if not future.done() or future.cancelled() or future.result() is None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(waiter)
+        return await self.queues.wait(worker_group, hostname, alive, self.config.poll_hold)
 
     def _hand_out(self, instance: Instance, hostname: str) -> Task:
         """Start a new attempt of *instance* and lease it to the polling runner."""
@@ -405,10 +347,7 @@ class Scheduler:
         self.hooks.close()
         for close in self.on_close:
             close()
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                _expire(waiter.future)
-        self._waiters.clear()
+        self.queues.close()
         for task in self.state.tasks.values():
             if task.timer is not None:
                 task.timer.cancel()
@@ -513,8 +452,3 @@ def _run_of(instance: Instance) -> str:
     """The run an instance belongs to: its scheduled start."""
     stamp = instance.fields.get("@scheduledStartTime", [""])[0]
     return stamp if isinstance(stamp, str) else ""
-
-
-def _expire(future: asyncio.Future[Task | None]) -> None:
-    if not future.done():
-        future.set_result(None)
