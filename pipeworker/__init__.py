@@ -29,27 +29,33 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover (run from a 
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
-    from pipeworker.services.base import Outcome, Ref
+    from pipeworker._events import Observer
+    from pipeworker.services.base import Outcome, RateLimit, Ref
     from pipeworker.services.datapipeline import DataPipeline
-    from pipeworker.services.stepfunctions import StepFunctions
-    from pipeworker.services.swf import SWF
-    from pipeworker.task import CancelReason, Task
+    from pipeworker.services.stepfunctions import StepFunctions, StepFunctionsTask
+    from pipeworker.services.swf import SWF, ActivityTask
+    from pipeworker.task import BaseTask, CancelReason, Task
     from pipeworker.worker import Worker
 
 # Plainly sorted (the public-API test pins it); ruff's isort order would put "SWF" first.
 __all__ = [  # noqa: RUF022
+    "ActivityTask",
+    "BaseTask",
     "CancelReason",
     "ConfigurationError",
     "DataPipeline",
     "LeaseLost",
+    "Observer",
     "Outcome",
     "PipeworkerError",
     "PreconditionNotMet",
+    "RateLimit",
     "Ref",
     "RequestRejected",
     "SWF",
     "ServiceError",
     "StepFunctions",
+    "StepFunctionsTask",
     "Task",
     "TaskFailed",
     "ThrottlingError",
@@ -59,12 +65,17 @@ __all__ = [  # noqa: RUF022
 ]
 
 _LAZY = {
+    "ActivityTask": "pipeworker.services.swf",
+    "BaseTask": "pipeworker.task",
     "CancelReason": "pipeworker.task",
     "DataPipeline": "pipeworker.services.datapipeline",
+    "Observer": "pipeworker._events",
     "Outcome": "pipeworker.services.base",
+    "RateLimit": "pipeworker.services.base",
     "Ref": "pipeworker.services.base",
     "SWF": "pipeworker.services.swf",
     "StepFunctions": "pipeworker.services.stepfunctions",
+    "StepFunctionsTask": "pipeworker.services.stepfunctions",
     "Task": "pipeworker.task",
     "Worker": "pipeworker.worker",
 }

@@ -10,18 +10,23 @@ import pipeworker
 
 def test_all_is_pinned_and_sorted() -> None:
     assert pipeworker.__all__ == [
+        "ActivityTask",
+        "BaseTask",
         "CancelReason",
         "ConfigurationError",
         "DataPipeline",
         "LeaseLost",
+        "Observer",
         "Outcome",
         "PipeworkerError",
         "PreconditionNotMet",
+        "RateLimit",
         "Ref",
         "RequestRejected",
         "SWF",
         "ServiceError",
         "StepFunctions",
+        "StepFunctionsTask",
         "Task",
         "TaskFailed",
         "ThrottlingError",
