@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from benchmarks._local import LocalProcess, add_pipeline
-from pipeworker import SWF, DataPipeline, Outcome, StepFunctions, Task, Worker
+from pipeworker import SWF, BaseTask, DataPipeline, Outcome, StepFunctions, Task, Worker
 
 
 def cpu_seconds() -> float:
@@ -115,7 +115,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
         queue = activity_arn(queue)
 
     @runner.activity(queue)
-    async def noop(task: Task) -> None:
+    async def noop(task: BaseTask) -> None:
         pass
 
     if args.idle_group:

@@ -234,8 +234,8 @@ class Worker:
         annotated = _task_annotation(handler, signature)
         if annotated is not None and not issubclass(service.task_class, annotated):
             raise ConfigurationError(
-                f"activity {name}: it takes a {annotated.__name__}, but a {service.name} "
-                f"worker gives its handlers a {service.task_class.__name__}"
+                f"activity {name}: it is annotated to take {annotated.__name__}, but "
+                f"{service.name} handlers get {service.task_class.__name__}"
             )
         key = (queue, type_)
         queues = {activity.queue for activity in self._activities.values()} | {queue}

@@ -395,7 +395,9 @@ async def test_a_stop_lets_swf_polls_return_until_the_grace_ends_then_aborts_the
 
 def test_a_data_pipeline_handler_is_refused_by_an_swf_worker_at_registration() -> None:
     worker = Worker(service=SWF(domain=DOMAIN), region="us-east-1")
-    with pytest.raises(ConfigurationError, match="takes a Task, but a swf worker gives"):
+    with pytest.raises(
+        ConfigurationError, match="annotated to take Task, but swf handlers get ActivityTask"
+    ):
 
         @worker.activity(TASK_LIST)
         async def export(task: Task) -> None:
