@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks._local import LocalProcess, add_pipeline
 from pipeworker import SWF, DataPipeline, Outcome, StepFunctions, Task, Worker
+from pipeworker.task import BaseTask
 
 
 def cpu_seconds() -> float:
@@ -69,7 +70,7 @@ class Runner(Worker):
     async def on_startup(self) -> None:
         self.started.set()  # the clients are built: the clock starts
 
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+    async def on_task_end(self, task: BaseTask, outcome: Outcome | None) -> None:
         self.finished += 1
         if self.on_count is not None:
             self.on_count(self.finished)
@@ -115,7 +116,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
         queue = activity_arn(queue)
 
     @runner.activity(queue)
-    async def noop(task: Task) -> None:
+    async def noop(task: BaseTask) -> None:  # any service's task: DP, SWF or Step Functions
         pass
 
     if args.idle_group:
