@@ -495,7 +495,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "acknowledging ReportTaskProgress, SetTaskStatus). Their ratio is to pipeworker on "
             "Data Pipeline with the same transport, in the same run. Step Functions rows: "
             "the same runner with `StepFunctions()`, one execution of a one-Task state machine "
-            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess)."
+            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess). Peer rows, when "
+            "installed (`.[bench]`): simpleflow's activity worker beside pipeworker SWF (one "
+            "forked process per task, as it runs) and stepfunctions-activity-worker beside "
+            "pipeworker Step Functions, with lost, failed and run-twice counts where the "
+            "peer's runner can tell."
         )
         if not chart(tp, args.output / "chart.png"):
             report.note("No chart: matplotlib is not installed (pip install -e '.[bench]').")
