@@ -9,8 +9,9 @@ signatures unless asked).
 
 Calls per no-op task: Step Functions 2 (GetActivityTask, SendTaskSuccess), SWF 2, Data Pipeline 3.
 Peers (:data:`PEERS`, rows when installed, ``pip install -e .[bench]``): the PyPI
-``stepfunctions-activity-worker`` as its README runs it. ``bevault-workers`` needs Python 3.13
-and is not a row.
+``stepfunctions-activity-worker`` as its README runs it. ``bevault-workers`` is not a row: every
+release on PyPI (0.1.2, 0.2.0, 0.2.1, 0.3.0) declares ``Requires-Python >=3.13``, so pip refuses
+it on this project's Python 3.11.
 """
 
 from __future__ import annotations

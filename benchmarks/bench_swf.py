@@ -11,6 +11,10 @@ Calls per no-op task: SWF 2 (PollForActivityTask, RespondActivityTaskCompleted; 
 DescribeActivityType per activity type and worker), Data Pipeline 3 (PollForTask, the
 acknowledging ReportTaskProgress, SetTaskStatus).
 
+Peers (:data:`PEERS`, rows when installed, ``pip install -e .[bench]``): ``simpleflow``'s
+activity worker, as its README runs it (``benchmarks.baselines.simpleflow_worker``). Its tasks are
+the same no-ops under the type name and input simpleflow dispatches on (:func:`add_tasks`).
+
 Alone, it prints the throughput table with only the pipeworker rows::
 
     python -m benchmarks.bench_swf --tasks 2000 --concurrency 8 32
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks._local import LocalProcess
+from benchmarks.baselines import simpleflow_worker
 
 DOMAIN = "bench"
 ACTIVITY = ("noop", "1")
@@ -36,10 +42,21 @@ RUNNERS: dict[str, list[str]] = {
     for label, transport in (("", "lean"), (" (aiobotocore)", "aiobotocore"))
 }
 """The SWF rows of the throughput table, by name: the same runner as Data Pipeline's."""
+PEERS: dict[str, list[str]] = {
+    "simpleflow": ["-m", "benchmarks.baselines.simpleflow_worker"],
+}
+"""SWF activity workers a user would pick instead, by name; each prints the same JSON line."""
+
+
+def installed_peers() -> dict[str, list[str]]:
+    """The :data:`PEERS` whose package is installed."""
+    return dict(PEERS) if importlib.util.find_spec("simpleflow") is not None else {}
 
 
 def is_swf(command: Sequence[str]) -> bool:
     """Whether a runner command runs SWF tasks (so :func:`add_tasks` queues them)."""
+    if list(command) in PEERS.values():
+        return True
     return "--service" in command and command[list(command).index("--service") + 1] == "swf"
 
 
@@ -52,8 +69,9 @@ async def _call(session: aiohttp.ClientSession, url: str, target: str, body: Any
     return answer
 
 
-async def _queue(url: str, task_list: str, count: int) -> None:
-    kind = dict(zip(("name", "version"), ACTIVITY, strict=True))
+async def _queue(url: str, task_list: str, count: int, simpleflow: bool) -> None:
+    name = simpleflow_worker.ACTIVITY_NAME if simpleflow else ACTIVITY[0]
+    kind = {"name": name, "version": ACTIVITY[1]}
     async with aiohttp.ClientSession() as session:
         await _call(
             session,
@@ -67,7 +85,13 @@ async def _queue(url: str, task_list: str, count: int) -> None:
             "SimpleWorkflowService.RegisterActivityType",
             {"domain": DOMAIN, **kind},
         )
-        body = {"domain": DOMAIN, "activityType": kind, "taskList": {"name": task_list}}
+        body: dict[str, Any] = {
+            "domain": DOMAIN,
+            "activityType": kind,
+            "taskList": {"name": task_list},
+        }
+        if simpleflow:
+            body["input"] = simpleflow_worker.SIMPLEFLOW_INPUT
         for start in range(0, count, 200):
             await asyncio.gather(
                 *(
@@ -77,9 +101,11 @@ async def _queue(url: str, task_list: str, count: int) -> None:
             )
 
 
-def add_tasks(local: LocalProcess, task_list: str, count: int) -> None:
-    """Queue *count* no-op activity tasks on *task_list* (registering the domain and type)."""
-    asyncio.run(_queue(local.url, task_list, count))
+def add_tasks(local: LocalProcess, task_list: str, count: int, command: Sequence[str] = ()) -> None:
+    """Queue *count* no-op activity tasks on *task_list* (registering the domain and type) for
+    the runner *command*: simpleflow's tasks carry the type name and input it dispatches on."""
+    simpleflow = list(command) == PEERS["simpleflow"]
+    asyncio.run(_queue(local.url, task_list, count, simpleflow))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,7 +69,7 @@ class Runner(Worker):
     async def on_startup(self) -> None:
         self.started.set()  # the clients are built: the clock starts
 
-    async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
+    async def on_task_end(self, task: BaseTask, outcome: Outcome | None) -> None:
         self.finished += 1
         if self.on_count is not None:
             self.on_count(self.finished)

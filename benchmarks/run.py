@@ -38,6 +38,7 @@ RUNNERS: dict[str, list[str]] = {
         "aiobotocore",
     ],
     **bench_swf.RUNNERS,  # "pipeworker SWF", "pipeworker SWF (aiobotocore)"
+    **bench_swf.installed_peers(),  # "simpleflow", when installed
     **bench_sfn.RUNNERS,  # "pipeworker Step Functions", "... (aiobotocore)"
     **bench_sfn.installed_peers(),  # "stepfunctions-activity-worker", when installed
     "boto3 + threads": ["-m", "benchmarks.baselines.boto3_threads"],
@@ -121,7 +122,7 @@ def throughput(
                     group = f"tp-{concurrency}-{rep}-{index}"
                     count = tasks[concurrency]
                     if bench_swf.is_swf(command):
-                        bench_swf.add_tasks(local, group, count)
+                        bench_swf.add_tasks(local, group, count, command)
                     elif bench_sfn.is_sfn(command):
                         bench_sfn.add_tasks(local, group, count)
                     else:
@@ -138,6 +139,8 @@ def throughput(
                             "tasks_per_s": result["tasks"] / result["seconds"],
                             "cpu_ms": result["cpu_seconds"] * 1000 / result["tasks"],
                             "duplicates": result.get("duplicates", 0),
+                            # Only runners that can tell (the service's record) report these.
+                            **{k: result[k] for k in ("lost", "failed") if k in result},
                         }
                     )
     rows = []
@@ -152,7 +155,12 @@ def throughput(
             rate = [s["tasks_per_s"] for s in samples]
             cpu = [s["cpu_ms"] for s in samples]
             ratio = ""
-            ours = by_runner.get("pipeworker Step Functions")
+            # A peer is compared with pipeworker on its own service.
+            peer_of = {"SFN": bench_sfn.PEERS, "SWF": bench_swf.PEERS}
+            label = next((k for k, v in peer_of.items() if runners[name] in v.values()), "")
+            ours = by_runner.get(
+                {"SFN": "pipeworker Step Functions", "SWF": "pipeworker SWF"}.get(label, "")
+            )
             # SWF and Step Functions beside Data Pipeline on the same transport: the same
             # runner, another service.
             dp = by_runner.get(
@@ -160,18 +168,25 @@ def throughput(
                     "pipeworker Step Functions", "pipeworker"
                 )
             )
-            if runners[name] in bench_sfn.PEERS.values() and ours:
-                # A peer beside pipeworker on Step Functions: tasks/s and CPU per task, as ratios.
+            if label and ours:
+                # A peer beside pipeworker on its service: tasks/s and CPU per task, as ratios.
                 faster = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(ours, samples, strict=False)
                 ]
                 lighter = [b["cpu_ms"] / a["cpu_ms"] for a, b in zip(ours, samples, strict=False)]
                 twice = sum(s["duplicates"] for s in samples)
-                ratio = (
-                    f"pipeworker SFN {spread(faster, 2)}x its tasks/s, "
-                    f"{spread(lighter, 2)}x less CPU/task; {twice} run twice"
+                lost = "".join(
+                    f"{sum(s[key] for s in samples):g} {key}, "
+                    for key in ("lost", "failed")
+                    if all(key in s for s in samples)
                 )
-            elif (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and dp:
+                ratio = (
+                    f"pipeworker {label} {spread(faster, 2)}x its tasks/s, "
+                    f"{spread(lighter, 2)}x less CPU/task; {lost}{twice:g} run twice"
+                )
+            elif (bench_swf.is_swf(runners[name]) or bench_sfn.is_sfn(runners[name])) and (
+                dp and not label
+            ):
                 paired = [
                     a["tasks_per_s"] / b["tasks_per_s"] for a, b in zip(samples, dp, strict=False)
                 ]
@@ -467,7 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             runners={
                 name: command
                 for name, command in RUNNERS.items()
-                if not (smoke and command in bench_sfn.PEERS.values())
+                if not (
+                    smoke
+                    and (command in bench_sfn.PEERS.values() or command in bench_swf.PEERS.values())
+                )
             },
         )
         report.note(
@@ -477,7 +495,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "acknowledging ReportTaskProgress, SetTaskStatus). Their ratio is to pipeworker on "
             "Data Pipeline with the same transport, in the same run. Step Functions rows: "
             "the same runner with `StepFunctions()`, one execution of a one-Task state machine "
-            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess)."
+            "per task; 2 calls per task (GetActivityTask, SendTaskSuccess). Peer rows, when "
+            "installed (`.[bench]`): simpleflow's activity worker beside pipeworker SWF (one "
+            "forked process per task, as it runs) and stepfunctions-activity-worker beside "
+            "pipeworker Step Functions, with lost, failed and run-twice counts where the "
+            "peer's runner can tell."
         )
         if not chart(tp, args.output / "chart.png"):
             report.note("No chart: matplotlib is not installed (pip install -e '.[bench]').")
