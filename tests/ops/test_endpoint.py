@@ -20,16 +20,28 @@ from tests.helpers import activities, eventually, start_pipeline, statuses
 from tests.ops.conftest import get, scrape, value
 
 
+class _Reports(Observer):
+    """Progress reports landed (the acknowledgement included), by task id."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+
+    def progress_reported(self, task: Task, canceled: bool) -> None:
+        self.count[task.id] = self.count.get(task.id, 0) + 1
+
+
 async def test_counters_move_as_tasks_run(
     service: LocalService, dp: Any, make_worker: Callable[..., Worker]
 ) -> None:
-    worker = make_worker(http_port=0)
+    reports = _Reports()
+    worker = make_worker(http_port=0, observer=reports)
 
     @worker.activity("wg-ops")
     async def copy(task: Task) -> None:
         if task.attempt_id.startswith("@Bad"):
             raise TaskFailed("Broken", "on purpose")
-        await asyncio.sleep(0.3)  # long enough for a progress report after the acknowledgement
+        # Until a progress report has landed after the acknowledgement, however busy the machine.
+        await eventually(lambda: reports.count.get(task.id, 0) >= 2, within=30)
 
     pipeline_id = await start_pipeline(dp, activities("wg-ops", "Good1", "Good2", "Bad"))
     async with worker:
