@@ -331,6 +331,8 @@ class _Driver:
         self._check_groups(first)
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
         self._serving = serving
+        if self.forced:  # interrupted twice while the pipeline was being activated
+            serving.cancel()
         started = time.monotonic()
         rows: list[_Row] = []
         worker_error: BaseException | None = None
