@@ -267,13 +267,18 @@ async def test_healthz_goes_unhealthy_while_the_loop_is_blocked_then_recovers(
         finally:
             stop.set()
             await asyncio.to_thread(prober.join)
-    unhealthy = [body for status, body in answers if status == 503]
-    assert unhealthy, answers
-    assert unhealthy[0]["status"] == "unhealthy"
-    assert unhealthy[0]["reason"].startswith("event loop blocked for ")
-    assert "test_healthz_goes_unhealthy" in unhealthy[0]["reason"]  # where the loop is stuck
-    assert answers[0][0] == 200
-    assert answers[-1] == (200, {"status": "ok"})
+    # A busy machine may add 503s of its own ("event loop lag ..."): find the block's.
+    ours = [
+        index
+        for index, (status, body) in enumerate(answers)
+        if status == 503
+        and body["reason"].startswith("event loop blocked for ")
+        and "test_healthz_goes_unhealthy" in body["reason"]  # where the loop is stuck
+    ]
+    assert ours, answers
+    assert answers[ours[0]][1]["status"] == "unhealthy"
+    assert any(status == 200 for status, _ in answers[: ours[0]])  # healthy before the block
+    assert answers[-1] == (200, {"status": "ok"})  # and again after it
 
 
 async def test_two_workers_have_their_own_registries(make_worker: Callable[..., Worker]) -> None:
