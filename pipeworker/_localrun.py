@@ -33,6 +33,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -177,7 +178,33 @@ def run_local(
     definition = with_parameters(definition, given)
     _ensure_credentials()
     driver = _Driver(worker, path, definition, _region(worker, region), out or sys.stdout)
-    return asyncio.run(driver.run(keep_running))
+    code = asyncio.run(driver.run(keep_running))
+    if driver.forced:
+        _exit_now_if_handlers_linger(code)
+    return code
+
+
+def _exit_now_if_handlers_linger(code: int) -> None:
+    # A forced stop abandons the running tasks, but a sync handler's thread cannot be stopped:
+    # the interpreter would wait for it at exit (concurrent.futures joins its threads), and the
+    # second Ctrl-C would not end the run after all. The service dies with this process, so
+    # nothing is left to report to.
+    lingering = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if not lingering:
+        return
+    log.warning(
+        "forced stop: not waiting for %d handler thread(s) still running: %s",
+        len(lingering),
+        ", ".join(lingering),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @dataclasses.dataclass
@@ -352,6 +379,8 @@ class _Driver:
         self._check_groups(first)
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
         self._serving = serving
+        if self.forced:  # interrupted twice while the pipeline was being activated
+            serving.cancel()
         started = time.monotonic()
         rows: list[_Row] = []
         worker_error: BaseException | None = None

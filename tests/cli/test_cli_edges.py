@@ -29,6 +29,18 @@ async def handle(task: Task) -> None:
     await asyncio.sleep({seconds})
 """
 
+SYNC_APP = """
+import time
+from pipeworker import Task, Worker
+
+worker = Worker(region="us-east-1")
+
+@worker.activity("wg-edge")
+def handle(task: Task) -> None:
+    print("handler started", flush=True)
+    time.sleep(3600)  # never checks task.cancelled
+"""
+
 ONE_ACTIVITY = """
 {"objects": [
   {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-edge"},
@@ -60,6 +72,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 def app(tmp_path: Path) -> Path:
     (tmp_path / "edge_app.py").write_text(APP.format(seconds=0))
     (tmp_path / "slow_app.py").write_text(APP.format(seconds=3600))
+    (tmp_path / "stuck_app.py").write_text(SYNC_APP)
     (tmp_path / "one.json").write_text(ONE_ACTIVITY)
     return tmp_path
 
@@ -136,14 +149,16 @@ def test_local_with_no_activity_ends_at_once_with_a_message(app: Path) -> None:
     assert time.monotonic() - started < 30  # it used to run until killed
 
 
-def test_local_second_interrupt_forces_the_stop(app: Path) -> None:
-    # The production grace (30 s) is kept: only the second interrupt can end the run early.
+@pytest.mark.parametrize("app_name", ["slow_app", "stuck_app"], ids=["async", "sync-thread"])
+def test_local_second_interrupt_forces_the_stop(app: Path, app_name: str) -> None:
+    # The production grace (30 s) is kept: only the second interrupt can end the run early,
+    # also when a sync handler's thread will never end.
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "pipeworker",
-            "slow_app:worker",
+            f"{app_name}:worker",
             "--local",
             "--pipeline",
             "one.json",

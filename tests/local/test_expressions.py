@@ -349,10 +349,11 @@ def test_add_period_uses_calendar_months() -> None:
     ],
 )
 def test_hostile_input_fails_fast_with_a_clear_error(text: str, message: str) -> None:
-    started = time.perf_counter()
+    # CPU time, not wall-clock: other processes on a busy machine do not slow it down.
+    started = time.process_time()
     with pytest.raises(ExpressionError, match=message):
         ev(text)
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
 
 
 def test_long_chains_within_the_limits_evaluate_without_recursion() -> None:

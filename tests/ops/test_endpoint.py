@@ -20,16 +20,28 @@ from tests.helpers import activities, eventually, start_pipeline, statuses
 from tests.ops.conftest import get, scrape, value
 
 
+class _Reports(Observer):
+    """Progress reports landed (the acknowledgement included), by task id."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+
+    def progress_reported(self, task: Task, canceled: bool) -> None:
+        self.count[task.id] = self.count.get(task.id, 0) + 1
+
+
 async def test_counters_move_as_tasks_run(
     service: LocalService, dp: Any, make_worker: Callable[..., Worker]
 ) -> None:
-    worker = make_worker(http_port=0)
+    reports = _Reports()
+    worker = make_worker(http_port=0, observer=reports)
 
     @worker.activity("wg-ops")
     async def copy(task: Task) -> None:
         if task.attempt_id.startswith("@Bad"):
             raise TaskFailed("Broken", "on purpose")
-        await asyncio.sleep(0.3)  # long enough for a progress report after the acknowledgement
+        # Until a progress report has landed after the acknowledgement, however busy the machine.
+        await eventually(lambda: reports.count.get(task.id, 0) >= 2, within=30)
 
     pipeline_id = await start_pipeline(dp, activities("wg-ops", "Good1", "Good2", "Bad"))
     async with worker:
@@ -255,13 +267,18 @@ async def test_healthz_goes_unhealthy_while_the_loop_is_blocked_then_recovers(
         finally:
             stop.set()
             await asyncio.to_thread(prober.join)
-    unhealthy = [body for status, body in answers if status == 503]
-    assert unhealthy, answers
-    assert unhealthy[0]["status"] == "unhealthy"
-    assert unhealthy[0]["reason"].startswith("event loop blocked for ")
-    assert "test_healthz_goes_unhealthy" in unhealthy[0]["reason"]  # where the loop is stuck
-    assert answers[0][0] == 200
-    assert answers[-1] == (200, {"status": "ok"})
+    # A busy machine may add 503s of its own ("event loop lag ..."): find the block's.
+    ours = [
+        index
+        for index, (status, body) in enumerate(answers)
+        if status == 503
+        and body["reason"].startswith("event loop blocked for ")
+        and "test_healthz_goes_unhealthy" in body["reason"]  # where the loop is stuck
+    ]
+    assert ours, answers
+    assert answers[ours[0]][1]["status"] == "unhealthy"
+    assert any(status == 200 for status, _ in answers[: ours[0]])  # healthy before the block
+    assert answers[-1] == (200, {"status": "ok"})  # and again after it
 
 
 async def test_two_workers_have_their_own_registries(make_worker: Callable[..., Worker]) -> None:

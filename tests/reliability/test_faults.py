@@ -42,7 +42,9 @@ async def test_every_task_finishes_exactly_once_through_errors_throttles_drops_a
     None
 ):
     # Faults hit only the task-runner calls: the test's own queries are never faulted.
-    config = LocalConfig(poll_hold=0.3, ack_timeout=4.0, time_scale=0.001, seed=20261122)
+    # A 12 s acknowledgement window (AWS's is 120 s): an acknowledgement retried through the
+    # faults on a busy machine, whose loop stalls for seconds, still lands inside it.
+    config = LocalConfig(poll_hold=0.3, ack_timeout=12.0, time_scale=0.001, seed=20261122)
     retry_log = logging.getLogger("pipeworker.retry")
     counter = _CountRetries()
     retry_log.addHandler(counter)

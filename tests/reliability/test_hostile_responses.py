@@ -111,7 +111,7 @@ class Answer:
     body: bytes = b"{}"
     content_type: str | None = JSON11
     delivery: str = "plain"  # plain | chunked | slow | cut | endless
-    sent: int = 0  # bytes written, for "endless"
+    sent: int = 0  # the most bytes written into one answer, for "endless"
 
     def __repr__(self) -> str:  # hypothesis prints it: never the whole multi-MB body
         return (
@@ -170,9 +170,11 @@ async def send(request: web.Request, answer: Answer) -> web.StreamResponse:
     try:
         if answer.delivery == "endless":
             chunk = b"x" * (1 << 20)
-            while answer.sent < 4 * MAX_POLL_ANSWER_BYTES:  # a safety net, never reached
+            sent = 0  # per answer: a retried poll gets an endless answer of its own
+            while sent < 4 * MAX_POLL_ANSWER_BYTES:  # a safety net, never reached
                 await stream.write(chunk)
-                answer.sent += len(chunk)
+                sent += len(chunk)
+                answer.sent = max(answer.sent, sent)
         else:
             pieces = [answer.body[i : i + 7] for i in range(0, len(answer.body), 7)][:50]
             pieces.append(answer.body[len(pieces) * 7 :])
