@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigurationError, LocalRunError) as exc:
             _fail(str(exc))
             return EXIT_USAGE
-    return _run(worker)
+    return run_worker(worker)
 
 
 def _probe(options: Options) -> int:
@@ -419,7 +419,8 @@ def _probe(options: Options) -> int:
         return EXIT_FAILURE
 
 
-def _run(worker: Worker) -> int:
+def run_worker(worker: Worker) -> int:
+    """``worker.run()`` as a command: the exit code for how it ended (0, 1, 2)."""
     import logging
 
     from pipeworker.exceptions import ConfigurationError

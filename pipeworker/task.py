@@ -81,6 +81,11 @@ class BaseTask:
         return self._received.queue
 
     @property
+    def _attrs(self) -> Mapping[str, Any]:
+        # What else the service delivered (SWF's activityId, Step Functions' input...).
+        return self._received.attributes or {}
+
+    @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry ``task_id``, ``pipeline_id``, ``attempt_id`` and
         ``worker_group`` in their ``extra``."""

@@ -7,7 +7,7 @@ Functions), as ``task.py`` is from the supervisor.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import Any
 
 from pipeworker import _retry
@@ -28,10 +28,6 @@ class StepFunctionsTask(BaseTask):
     """
 
     __slots__ = ()
-
-    @property
-    def _attrs(self) -> Mapping[str, Any]:
-        return self._received.attributes or {}
 
     @property
     def token(self) -> str:

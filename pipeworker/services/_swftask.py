@@ -7,7 +7,7 @@ from the supervisor; :mod:`pipeworker.services.swf` re-exports all three names.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 from pipeworker.exceptions import ValidationError
@@ -46,10 +46,6 @@ class ActivityTask(BaseTask):
     """
 
     __slots__ = ()
-
-    @property
-    def _attrs(self) -> Mapping[str, Any]:
-        return self._received.attributes or {}
 
     @property
     def token(self) -> str:

@@ -136,21 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigurationError, LocalRunError) as exc:
             _fail(str(exc))
             return EXIT_USAGE
-    try:
-        runner.run()
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as exc:
-        log.critical("the runner failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return EXIT_FAILURE
-    if runner.left_behind:
-        from pipeworker.cli import exit_leaving_behind
+    from pipeworker.cli import run_worker
 
-        return exit_leaving_behind(runner)
-    return EXIT_OK
+    return run_worker(runner)
 
 
 def console() -> None:
