@@ -171,6 +171,12 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     rss_before = rss_bytes()
     calls_before = await asyncio.to_thread(control.calls)
+    traced = None
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+        traced = tracemalloc.take_snapshot()
     measuring = True
     started = time.perf_counter()
     await asyncio.to_thread(control.add_tasks, args.worker_group, args.tasks, "scale")
@@ -179,6 +185,21 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(progress * 1.2)  # every task has acknowledged and reported once
     gc.collect()
     rss_full = rss_bytes()
+    where: list[dict[str, Any]] = []
+    if traced is not None:
+        import tracemalloc
+
+        grown = tracemalloc.take_snapshot().compare_to(traced, "lineno")
+        tracemalloc.stop()
+        for stat in sorted(grown, key=lambda stat: -stat.size_diff)[: args.tracemalloc]:
+            frame = stat.traceback[0]
+            where.append(
+                {
+                    "where": f"{_short_path(frame.filename)}:{frame.lineno}",
+                    "bytes_per_task": stat.size_diff / args.tasks,
+                    "blocks_per_task": stat.count_diff / args.tasks,
+                }
+            )
     reports_a = (await asyncio.to_thread(control.calls)).get("ReportTaskProgress", 0)
     cpu_a, wall_a = cpu_seconds(), time.perf_counter()
     await asyncio.sleep(progress * args.intervals)
@@ -204,6 +225,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         "calls": delta,
         "calls_per_task": {op: count / args.tasks for op, count in delta.items()},
         "payload_bytes": payload[0] if payload else 0,
+        "tracemalloc": where,
     }
 
 
@@ -235,6 +257,17 @@ async def pickup(args: argparse.Namespace) -> dict[str, Any]:
     return {"samples_ms": samples}
 
 
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/pipeworker/", "/lib/python"):
+        if marker in filename:
+            return (
+                filename.split(marker, 1)[1]
+                if marker != "/pipeworker/"
+                else ("pipeworker/" + filename.split(marker, 1)[1])
+            )
+    return filename
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint-url", required=True)
@@ -250,6 +283,9 @@ def main() -> None:
     )
     parser.add_argument("--window", type=int, default=10_000)
     parser.add_argument("--idle-group", help="also poll this worker group, which has no work")
+    parser.add_argument(
+        "--tracemalloc", type=int, default=0, help="scale: report the N largest allocation sites"
+    )
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--intervals", type=float, default=3.0)
     args = parser.parse_args()

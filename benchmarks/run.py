@@ -251,6 +251,22 @@ def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[s
                 str(result["payload_bytes"]),
             ]
         )
+    # Where an in-flight task's bytes go: a separate run with tracemalloc on (it costs memory
+    # itself, so the RSS figures above come from runs without it).
+    size = sizes[-1]
+    with LocalProcess("--poll-hold", "1") as local:
+        traced = run_json(
+            [
+                *("-m", "benchmarks.pipeworker_runner", "--mode", "scale"),
+                *("--endpoint-url", local.url, "--worker-group", f"trace-{size}"),
+                *("--tasks", str(size), "--progress-interval", str(max(0.5, size / 2000))),
+                *("--intervals", "1", "--tracemalloc", "12"),
+            ]
+        )
+    memory_rows = [
+        [item["where"], f"{item['bytes_per_task']:.0f}", f"{item['blocks_per_task']:.2f}"]
+        for item in traced["tracemalloc"]
+    ]
     report.table(
         "Scale: tasks in flight (sleeping handlers)",
         [
@@ -264,6 +280,11 @@ def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[s
             "payload bytes",
         ],
         rows,
+    )
+    report.table(
+        f"Where an in-flight task's memory goes ({size:,} in flight, tracemalloc, largest sites)",
+        ["allocated at", "bytes per task", "blocks per task"],
+        memory_rows,
     )
     report.note(
         "RSS per task: (RSS with every task in flight - RSS idle after a 200-task warm-up) "
