@@ -165,6 +165,7 @@ class Display:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self._last = ""
+        self._gone = False
 
     def start(self) -> None:
         """Take the terminal (nothing to do for plain lines)."""
@@ -173,9 +174,15 @@ class Display:
         """Give the terminal back."""
 
     def say(self, text: str) -> None:
-        """Print one line."""
-        self.out.write(text + "\n")
-        self.out.flush()
+        """Print one line; nothing once the reader has gone (``| head``, a closed pipe)."""
+        if self._gone:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            # Whoever read the output has gone: the run, and above all its stop, must go on.
+            self._gone = True
 
     def progress(self, rows: Sequence[Row], elapsed: float) -> None:
         """Show the counts of *rows*; a line only when they changed."""
