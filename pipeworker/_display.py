@@ -232,6 +232,7 @@ class _RichDisplay(Display):
         }
         self._started = time.monotonic()
         self._live: Any = None
+        self._final: float | None = None
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
 
     def start(self) -> None:
@@ -253,8 +254,11 @@ class _RichDisplay(Display):
         from rich.console import Group
         from rich.text import Text
 
-        elapsed = time.monotonic() - self._started
-        return Group(Text(f"pipeline running, {elapsed:.1f}s", style="bold"), self._bars)
+        if self._final is not None:
+            title = f"pipeline done in {self._final:.1f}s"
+        else:
+            title = f"pipeline running, {time.monotonic() - self._started:.1f}s"
+        return Group(Text(title, style="bold"), self._bars)
 
     def _swap_handlers(self) -> None:
         from rich.logging import RichHandler
@@ -306,6 +310,7 @@ class _RichDisplay(Display):
         from rich.table import Table
 
         self.progress(rows, elapsed)
+        self._final = elapsed
         if self._live is not None:
             self._live.refresh()
         self._stop_live()
