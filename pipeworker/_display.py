@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import IO, Any
 
 from pipeworker._events import Observer
@@ -111,23 +110,12 @@ class ActivityClock(Observer):
         start, end = self.started.get(row.id), self.ended.get(row.id)
         if start is not None and end is not None:
             return f"{end - start:.1f}"
-        return _stamped_duration(row.started, row.ended) if row.status in TERMINAL else "-"
+        return "-"  # never run here (a cascade failure, work left waiting)
 
     def in_execution_order(self, rows: Sequence[Row]) -> list[Row]:
         """*rows* in the order they started; those that never ran last, by name."""
         never = float("inf")
         return sorted(rows, key=lambda row: (self.started.get(row.id, never), row.name))
-
-
-def _stamped_duration(started: str, ended: str) -> str:
-    # Rows the worker did not run itself (cascade failures): the service's own stamps.
-    if not started or not ended:
-        return "-"
-    try:
-        seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-    except ValueError:
-        return "-"
-    return f"{seconds:.1f}"
 
 
 def _verdict(rows: Sequence[Row], elapsed: float) -> str:
