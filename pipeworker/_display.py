@@ -1,7 +1,8 @@
 """What ``--local`` shows: live progress, the log lines and the closing summary, on one screen.
 
-On a terminal, with ``rich`` installed (``pip install 'pipeworker[local]'``), one live display owns
-the terminal: a bar per activity state under the log lines, which a ``RichHandler`` prints above it
+On a terminal, with ``rich`` installed (the ``local`` extra: ``pip install -e '.[local]'``), one
+live display owns the terminal: a bar per activity state under the log lines, which a
+``RichHandler`` prints above it
 (log handlers writing to that terminal are swapped for it while the display runs, so the two never
 glue together). Piped, or on a terminal without ``rich``, every change is a plain line (CI logs,
 ``| tee``); the summary is then a plain table. ``rich`` is imported only on the first path.
@@ -41,9 +42,7 @@ WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PENDING",
 STATES = ("waiting", "running", "finished", "failed")
 REFRESH_PER_SECOND = 5
 """The live display's redraws while the pipeline runs; none once it is done."""
-INSTALL_HINT = (
-    "(a live display needs rich: pip install 'pipeworker[local]'; showing plain lines instead)"
-)
+INSTALL_HINT = "(a live display needs rich: pip install 'rich>=13'; showing plain lines instead)"
 
 
 @dataclasses.dataclass
