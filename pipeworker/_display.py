@@ -283,7 +283,8 @@ class _RichDisplay(Display):
 
     def say(self, text: str) -> None:
         """Print one line above the live display."""
-        self.console.print(text, markup=False, highlight=False)
+        # soft_wrap: a long line (the export line to copy) stays one line, wrapped by the terminal.
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def progress(self, rows: Sequence[Row], elapsed: float) -> None:
         """Move the bars to *rows*' counts."""

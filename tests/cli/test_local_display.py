@@ -189,3 +189,19 @@ def test_a_reader_gone_never_stops_a_run(tmp_path: Path) -> None:
         process.stdout.close()  # the reader goes; every later line meets a closed pipe
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
+
+
+def test_the_rich_display_keeps_the_line_to_copy_on_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("rich")
+    monkeypatch.setenv("COLUMNS", "80")
+    terminal = _Terminal()
+    display = _display.open_display(terminal, rich=True)
+    assert type(display) is not _display.Display
+    banner = _display.keep_running_banner("http://127.0.0.1:40123", "eu-west-1")
+    for line in banner:
+        display.say(line)
+    export = banner[2]
+    assert len(export) > 80
+    assert export in terminal.getvalue().splitlines()  # not broken at the terminal's width
