@@ -26,9 +26,10 @@ _EPILOG = """\
 point clients at it (any credentials; a region must be set):
   export AWS_ENDPOINT_URL=http://127.0.0.1:8080 AWS_DEFAULT_REGION=us-east-1 \\
          AWS_ACCESS_KEY_ID=AKIDLOCALFAKE AWS_SECRET_ACCESS_KEY=local-fake-secret
-  aws datapipeline list-pipelines          # Data Pipeline
-  aws swf list-domains --registration-status REGISTERED   # SWF
-  aws stepfunctions list-activities         # Step Functions
+  aws datapipeline list-pipelines                  # Data Pipeline
+  aws swf register-domain --name orders \\
+      --workflow-execution-retention-period-in-days 1   # SWF (the activity-worker calls)
+  aws stepfunctions list-activities                 # Step Functions
 """
 
 
