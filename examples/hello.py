@@ -31,7 +31,7 @@ async def hello(task: Task) -> None:
         for done in range(1, items + 1):
             await asyncio.sleep(0.1)
             await task.report_progress(fetched=done)
-        task.logger.info("fetched %d items", items)
+        task.logger.info("fetched %d item%s", items, "" if items == 1 else "s")
     elif step == "greet":
         audience = task.field("audience", "world")
         await asyncio.sleep(0.2)

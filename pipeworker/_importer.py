@@ -46,14 +46,28 @@ class LoadedApp:
 
 
 def user_traceback(exc: BaseException) -> str:
-    """Format *exc*'s traceback from the first frame of the user's own code."""
+    """Format *exc*'s traceback from the first frame of the user's own code, without the message.
+
+    The caller's error line says the exception and its message, once.
+    """
     # Drop pipeworker's and importlib's frames above the user's code: they explain nothing.
     frames = traceback.extract_tb(exc.__traceback__)
     while frames and _is_machinery(frames[0].filename):
         frames.pop(0)
+    from pipeworker.exceptions import PipeworkerError
+
+    if isinstance(exc, PipeworkerError):
+        # pipeworker refused something the user's line asked for (a bad worker group, a bad
+        # setting): that line is the place to fix, not the frames where the check lives.
+        while len(frames) > 1 and _in_pipeworker(frames[-1].filename):
+            frames.pop()
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
-    lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines)
+
+
+def _in_pipeworker(filename: str) -> bool:
+    package = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(filename).startswith(package + os.sep)
 
 
 def _is_machinery(filename: str) -> bool:

@@ -6,8 +6,8 @@ the worker at it, and watches the pipeline's activity instances with QueryObject
 until every one has ended. Durations in the definition run :data:`TIME_SCALE` times as long
 (retries come after seconds, not minutes), and tasks report progress at least every second.
 
-Progress is one refreshing line on a terminal and a plain line per change otherwise (CI logs,
-pipes); a table of every activity instance closes the run.
+Progress is a live display on a terminal and a plain line per change otherwise (CI logs, pipes);
+a table of every activity instance closes the run (``pipeworker._display``).
 
 The app declares the definition ``--local`` runs by default with a module attribute::
 
@@ -40,6 +40,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from pipeworker._display import TERMINAL as _TERMINAL
+from pipeworker._display import ActivityClock, keep_running_banner, open_display
+from pipeworker._display import Row as _Row
+from pipeworker._events import combine
 from pipeworker.worker import Worker
 
 __all__ = ["DEMO_ATTRIBUTE", "LocalRunError", "run_local"]
@@ -51,15 +55,10 @@ DEMO_ATTRIBUTE = "PIPELINE_DEFINITION"
 
 DEFAULT_REGION = "us-east-1"
 REFRESH_SECONDS = 0.2
-POLL_HOLD = 0.5
-"""The embedded service's poll hold: short, so a stop never waits long for a poll in flight."""
 TIME_SCALE = 0.01
 """Durations in the definition run this much faster: a 10-minute ``retryDelay`` takes 6 s."""
 PROGRESS_INTERVAL = 1.0
 """The longest progress interval locally, so scaled ``reportProgressTimeout`` s still hold."""
-
-_TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "CASCADE_FAILED", "TIMEDOUT"})
-_WAITING = frozenset({"WAITING_ON_DEPENDENCIES", "WAITING_FOR_RUNNER", "PENDING", "SCHEDULED"})
 
 
 class LocalRunError(Exception):
@@ -207,18 +206,6 @@ def _exit_now_if_handlers_linger(code: int) -> None:
     os._exit(code)
 
 
-@dataclasses.dataclass
-class _Row:
-    id: str
-    name: str
-    status: str
-    started: str = ""
-    ended: str = ""
-    error: str = ""
-    worker_group: str = ""
-    runs_on: str = ""
-
-
 class _Driver:
     def __init__(
         self, worker: Worker, path: Path, definition: Mapping[str, Any], region: str, out: IO[str]
@@ -228,28 +215,14 @@ class _Driver:
         self.definition = definition
         self.region = region
         self.out = out
-        self.tty = out.isatty()
+        self.display = open_display(out)
+        self.clock = ActivityClock()
         self.stop_requested = asyncio.Event()
         self.forced = False
         self._serving: asyncio.Task[None] | None = None
-        self._last_line = ""
 
     def say(self, text: str) -> None:
-        if self.tty and self._last_line:
-            self.out.write("\r\x1b[K")
-            self._last_line = ""
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def status_line(self, text: str) -> None:
-        if text == self._last_line:
-            return
-        if self.tty:
-            self.out.write("\r\x1b[K" + text)
-        else:
-            self.out.write(text + "\n")
-        self.out.flush()
-        self._last_line = text
+        self.display.say(text)
 
     async def run(self, keep_running: bool) -> int:
         from aiobotocore.config import AioConfig
@@ -263,9 +236,12 @@ class _Driver:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self._interrupted, signum)
                 installed.append(signum)
+        self.display.start()
         try:
             async with (
-                LocalService(LocalConfig(poll_hold=POLL_HOLD, time_scale=TIME_SCALE)) as service,
+                # The service's real poll hold: a stop aborts polls in flight, and an idle
+                # --keep-running then costs one poll per worker group every 90 s.
+                LocalService(LocalConfig(time_scale=TIME_SCALE)) as service,
                 get_session().create_client(
                     "datapipeline",
                     region_name=self.region,
@@ -288,6 +264,7 @@ class _Driver:
                     client, pipeline_id, service.endpoint_url, keep_running
                 )
         finally:
+            self.display.close()
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
@@ -377,6 +354,8 @@ class _Driver:
         self._list_groups(first)
         self._route_resources(first, pipeline_id)
         self._check_groups(first)
+        # Private, as the worker offers no public way to add an observer after construction.
+        self.worker._observer = combine(self.clock, self.worker._observer)
         serving = asyncio.create_task(self.worker.serve(), name="pipeworker-local-worker")
         self._serving = serving
         if self.forced:  # interrupted twice while the pipeline was being activated
@@ -387,7 +366,7 @@ class _Driver:
         try:
             while True:
                 rows = await self._rows(client, pipeline_id)
-                self.status_line(_progress(rows, time.monotonic() - started))
+                self.display.progress(rows, time.monotonic() - started)
                 if rows and all(row.status in _TERMINAL for row in rows):
                     break
                 if serving.done() or self.stop_requested.is_set():
@@ -395,14 +374,11 @@ class _Driver:
                 stopped = asyncio.create_task(self.stop_requested.wait())
                 await asyncio.wait({serving, stopped}, timeout=REFRESH_SECONDS)
                 stopped.cancel()
-            self.say("")
-            self._summary(rows, time.monotonic() - started)
+            self.display.summary(rows, time.monotonic() - started, self.clock)
             if keep_running and not serving.done() and not self.stop_requested.is_set():
-                self.say(
-                    f"pipeline done; still serving at {endpoint_url} "
-                    f"(region {self.region}); press Ctrl-C to stop"
-                )
                 self._list_groups(rows)
+                for line in keep_running_banner(endpoint_url, self.region):
+                    self.say(line)
                 stopped = asyncio.create_task(self.stop_requested.wait())
                 await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
@@ -481,55 +457,3 @@ class _Driver:
                 )
             )
         return rows
-
-    def _summary(self, rows: list[_Row], elapsed: float) -> None:
-        header = ("activity", "status", "seconds", "error")
-        table = [header]
-        for row in sorted(rows, key=lambda row: (row.started or "~", row.name)):
-            table.append((row.name, row.status, _duration(row.started, row.ended), row.error))
-        widths = [max(len(line[i]) for line in table) for i in range(3)]
-        for line in table:
-            cells = [cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)]
-            error = line[3] if len(line[3]) <= 80 else line[3][:77] + "..."
-            self.say("  ".join([*cells, error]).rstrip())
-        counts = _counts(rows)
-        done = bool(rows) and counts["finished"] == len(rows)
-        verdict = "pipeline finished" if done else "pipeline failed"
-        self.say(
-            f"{verdict} in {elapsed:.1f}s: {counts['finished']} finished, "
-            f"{counts['failed']} failed, {counts['waiting'] + counts['running']} not run"
-        )
-
-
-def _counts(rows: list[_Row]) -> dict[str, int]:
-    counts = {"waiting": 0, "running": 0, "finished": 0, "failed": 0}
-    for row in rows:
-        if row.status == "FINISHED":
-            counts["finished"] += 1
-        elif row.status in _TERMINAL:
-            counts["failed"] += 1
-        elif row.status in _WAITING:
-            counts["waiting"] += 1
-        else:
-            counts["running"] += 1
-    return counts
-
-
-def _progress(rows: list[_Row], elapsed: float) -> str:
-    counts = _counts(rows)
-    return (
-        f"[{elapsed:5.1f}s] tasks: {counts['waiting']} waiting, {counts['running']} running, "
-        f"{counts['finished']} finished, {counts['failed']} failed"
-    )
-
-
-def _duration(started: str, ended: str) -> str:
-    from datetime import datetime
-
-    if not started or not ended:
-        return "-"
-    try:
-        seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-    except ValueError:
-        return "-"
-    return f"{seconds:.1f}"

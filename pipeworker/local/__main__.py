@@ -22,19 +22,54 @@ from pipeworker.local._service import LocalService
 __all__ = ["main"]
 
 
+_EPILOG = """\
+point clients at it (any credentials; a region must be set):
+  export AWS_ENDPOINT_URL=http://127.0.0.1:8080 AWS_DEFAULT_REGION=us-east-1 \\
+         AWS_ACCESS_KEY_ID=AKIDLOCALFAKE AWS_SECRET_ACCESS_KEY=local-fake-secret
+  aws datapipeline list-pipelines                  # Data Pipeline
+  aws swf register-domain --name orders \\
+      --workflow-execution-retention-period-in-days 1   # SWF (the activity-worker calls)
+  aws stepfunctions list-activities                 # Step Functions
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default in its help (unless the help says it), the epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, argparse.SUPPRESS)
+            or action.default is False
+        ):
+            return text
+        default = action.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        return f"{text} (default: {shown})"
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = LocalConfig()
     parser = argparse.ArgumentParser(
         prog="python -m pipeworker.local",
         description=(
-            "A local AWS Data Pipeline service, with the activity-worker calls of SWF and Step "
-            "Functions, for development and tests (in memory, or kept with --state)."
+            "A local AWS Data Pipeline service, with the activity-worker calls of Amazon SWF\n"
+            "and AWS Step Functions, for development and tests (in memory, or kept with\n"
+            "--state). One endpoint serves all three."
         ),
+        epilog=_EPILOG,
+        formatter_class=_Formatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
     add = parser.add_argument
-    add("--poll-hold", type=float, default=defaults.poll_hold, help="PollForTask hold, seconds")
+    add(
+        "--poll-hold",
+        type=float,
+        default=defaults.poll_hold,
+        help="long-poll hold, seconds (SWF's and Step Functions' at most 60)",
+    )
     add("--ack-timeout", type=float, default=defaults.ack_timeout, help="ack window, seconds")
     add(
         "--report-progress-timeout",
@@ -75,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help="file of ACCESS_KEY:SECRET lines for --verify-signatures (default: the "
         "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of this environment)",
     )
-    add("--log-level", default="WARNING", help="logging level (WARNING)")
+    add("--log-level", default="WARNING", help="logging level")
     return parser
 
 

@@ -549,29 +549,14 @@ def test_local_keep_running_stays_up_until_interrupted(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(REPO)
-    watch = _Watch("still serving at")
+    watch = _Watch("aws datapipeline list-pipelines")
     monkeypatch.setattr("sys.stdout", watch)
     code = main(["examples.hello:worker", "--local", "--keep-running"])
     assert code == 0
     text = watch.getvalue()
     assert "pipeline finished" in text
-    assert "still serving at http://127.0.0.1:" in text
-
-
-class _Terminal(StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_local_progress_refreshes_one_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(REPO)
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stdout", terminal)
-    assert main(["examples.hello:worker", "--local", "--log-level", "warning"]) == 0
-    text = terminal.getvalue()
-    assert "\r\x1b[K[" in text
-    status_lines = [line for line in text.split("\n") if "tasks:" in line]
-    assert len(status_lines) == 1  # every update rewrote the same line
+    assert "the local service stays up at http://127.0.0.1:" in text
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in text
 
 
 def test_local_refuses_activities_no_handler_serves(

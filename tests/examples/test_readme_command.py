@@ -2,8 +2,9 @@
 
 The command is read from the README's first ``sh`` block, so the README cannot drift from it.
 Here the fresh environment is a new venv with pipeworker installed by ``pip install -e .``; its
-dependencies come from the test's own environment through a ``.pth`` file, so the test needs no
-network for them and stays fast. The command then runs with an empty environment and HOME: no AWS
+dependencies (rich, of the ``local`` extra, too) come from the test's own environment through a
+``.pth`` file, so the test needs no network for them and stays fast. Its output is a pipe, so the
+display is plain lines. The command then runs with an empty environment and HOME: no AWS
 credentials, no region, no config files.
 """
 
@@ -26,7 +27,7 @@ def readme_first_command() -> list[str]:
     text = (REPO / "README.md").read_text()
     block = text[text.index("```sh\n") + len("```sh\n") :]
     command = block[: block.index("```")].strip()
-    assert "pip install -e ." in command
+    assert "pip install -e '.[local]'" in command
     last = command.split("&&")[-1].split()
     assert last[:3] == ["python", "-m", "pipeworker"], command
     return last[1:]
