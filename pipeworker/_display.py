@@ -24,7 +24,7 @@ from typing import IO, Any
 from pipeworker._events import Observer
 from pipeworker._logging import TextFormatter
 from pipeworker.services.base import Outcome, Ref
-from pipeworker.task import Task
+from pipeworker.task import BaseTask
 
 __all__ = [
     "TERMINAL",
@@ -90,17 +90,19 @@ class ActivityClock(Observer):
         self.ended: dict[str, float] = {}
 
     @staticmethod
-    def _instance(task: Task) -> str:
-        parent = task.objects.get(task.attempt_id, {}).get("@instanceParent")
+    def _instance(task: BaseTask) -> str:
+        # --local runs Data Pipeline: its tasks know their attempt and instance.
+        received = task._received
+        parent = received.objects.get(received.attempt_id, {}).get("@instanceParent")
         if isinstance(parent, Ref):
             return parent.id
-        return task.attempt_id.rsplit("_Attempt=", 1)[0]
+        return received.attempt_id.rsplit("_Attempt=", 1)[0]
 
-    def task_started(self, task: Task) -> None:
+    def task_started(self, task: BaseTask) -> None:
         """Note the first start of the task's instance."""
         self.started.setdefault(self._instance(task), time.monotonic())
 
-    def task_finished(self, task: Task, outcome: Outcome | None) -> None:
+    def task_finished(self, task: BaseTask, outcome: Outcome | None) -> None:
         """Note the latest end of the task's instance."""
         self.ended[self._instance(task)] = time.monotonic()
 
