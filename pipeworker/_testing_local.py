@@ -28,7 +28,7 @@ class LocalEndpoint:
         endpoint_url: ``http://127.0.0.1:PORT``: give it to ``Worker(endpoint_url=...)``.
         region: the region the client uses (any name works locally).
         client: a boto3 Data Pipeline client for it (using it without boto3 installed raises
-            an error that says to ``pip install 'pipeworker[testing]'``).
+            an error that says to ``pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)``).
         service: the service itself, for its local-only controls (``terminate_runner``,
             ``configure_faults``, ``stats``); call them through ``call_soon`` since it runs on
             another thread's loop, or use the client's API calls.
@@ -106,7 +106,7 @@ class _NoBoto3:
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError(
             "local_service.client is a boto3 client, and boto3 is not installed: "
-            "pip install 'pipeworker[testing]'"
+            "pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)"
         )
 
     def close(self) -> None:
@@ -134,9 +134,9 @@ try:
 except ImportError:  # only the fixture needs pytest
 
     def local_service(*args: Any, **kwargs: Any) -> Any:
-        """The pytest fixture; pytest is not installed: ``pip install 'pipeworker[testing]'``."""
+        """The pytest fixture; pytest is not installed: ``pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)``."""
         raise RuntimeError(
-            "the local_service fixture needs pytest: pip install 'pipeworker[testing]'"
+            "the local_service fixture needs pytest: pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)"
         )
 
 else:
