@@ -28,7 +28,7 @@ class LocalEndpoint:
         endpoint_url: ``http://127.0.0.1:PORT``: give it to ``Worker(endpoint_url=...)``.
         region: the region the client uses (any name works locally).
         client: a boto3 Data Pipeline client for it (using it without boto3 installed raises
-            an error that says to ``pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)``).
+            an error that says what to install).
         service: the service itself, for its local-only controls (``terminate_runner``,
             ``configure_faults``, ``stats``); call them through ``call_soon`` since it runs on
             another thread's loop, or use the client's API calls.
@@ -134,9 +134,10 @@ try:
 except ImportError:  # only the fixture needs pytest
 
     def local_service(*args: Any, **kwargs: Any) -> Any:
-        """The pytest fixture; pytest is not installed: ``pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)``."""
+        """The pytest fixture; pytest is not installed, so it says what to install."""
         raise RuntimeError(
-            "the local_service fixture needs pytest: pip install pytest pytest-asyncio boto3 (or -e '.[testing]' from a clone)"
+            "the local_service fixture needs pytest: pip install pytest pytest-asyncio boto3 "
+            "(or -e '.[testing]' from a clone)"
         )
 
 else:
