@@ -545,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "installed (`.[bench]`): simpleflow's activity worker beside pipeworker SWF (one "
             "forked process per task, as it runs), and stepfunctions-activity-worker and "
             "bevault-workers (under Python 3.13, in its own venv; a forked process per unit of "
-            "concurrency, as it runs) beside pipeworker Step Functions, with lost, failed and "
+            "concurrency, each held about 1 s per task by its heartbeat thread's join, as it "
+            "runs) beside pipeworker Step Functions, with lost, failed and "
             "run-twice counts where the peer's runner can tell."
         )
         if not chart(tp, args.output / "chart.png"):

@@ -10,6 +10,11 @@ README's 5 s), and a ``multiprocessing.Manager`` process for its store registry.
 calls CreateActivity itself, on the worker's ``name`` (the run's worker group; an empty
 ``EnvironmentName`` adds no prefix), which answers the ARN the harness created.
 
+What bounds its rate: once the handler returns, the loop joins the task's heartbeat thread with a
+1 s timeout while that thread sleeps out the heartbeat delay, so each task holds its process for
+about 1 s whatever the handler does: about ``concurrency`` tasks per second at best. Its read
+timeout is 60 s, equal to AWS's poll hold (harmless here: the harness's service holds 1 s).
+
 Measured: a task counts once its SendTaskSuccess answered, counted through the Step Functions
 client the library builds (its ``create_stepfunctions_client`` wrapped, as
 ``sfn_activity_worker`` wraps the client it hands over). ``cpu_seconds`` is this process plus
