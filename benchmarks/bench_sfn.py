@@ -8,10 +8,11 @@ then starts one execution per task, through unsigned JSON calls (the local servi
 signatures unless asked).
 
 Calls per no-op task: Step Functions 2 (GetActivityTask, SendTaskSuccess), SWF 2, Data Pipeline 3.
-Peers (:data:`PEERS`, rows when installed, ``pip install -e .[bench]``): the PyPI
-``stepfunctions-activity-worker`` as its README runs it. ``bevault-workers`` is not a row: every
-release on PyPI (0.1.2, 0.2.0, 0.2.1, 0.3.0) declares ``Requires-Python >=3.13``, so pip refuses
-it on this project's Python 3.11.
+Peers (:data:`PEERS`), each as its README runs it: the PyPI ``stepfunctions-activity-worker``
+(a row when installed, ``pip install -e .[bench]``) and ``bevault-workers``. Every release of the
+latter (0.1.2 to 0.3.0) declares ``Requires-Python >=3.13``, so pip refuses it on this project's
+Python 3.11: its row (:data:`PY313_PEERS`) runs under the interpreter of a cached Python 3.13 venv
+(:mod:`benchmarks._py313`), and is left out, with the reason in RESULTS.md, when there is none.
 """
 
 from __future__ import annotations
@@ -36,16 +37,22 @@ RUNNERS: dict[str, list[str]] = {
     for label, transport in (("", "lean"), (" (aiobotocore)", "aiobotocore"))
 }
 """The Step Functions rows of the throughput table, by name."""
+PY313_PEERS: dict[str, list[str]] = {
+    "bevault-workers": ["-m", "benchmarks.baselines.bevault_worker"],
+}
+"""The peers that need Python 3.13: run with :func:`benchmarks._py313.python`'s interpreter."""
 PEERS: dict[str, list[str]] = {
     "stepfunctions-activity-worker": ["-m", "benchmarks.baselines.sfn_activity_worker"],
+    **PY313_PEERS,
 }
 """Step Functions workers a user would pick instead, by name; each prints the same JSON line."""
 
 
 def installed_peers() -> dict[str, list[str]]:
-    """The :data:`PEERS` whose package is installed."""
+    """The :data:`PEERS` installed in this interpreter (not :data:`PY313_PEERS`)."""
     found = importlib.util.find_spec("stepfunctions_activity_worker") is not None
-    return dict(PEERS) if found else {}
+    name = "stepfunctions-activity-worker"
+    return {name: PEERS[name]} if found else {}
 
 
 def activity_arn(name: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_sfn, bench_swf
+from benchmarks import _py313, bench_sfn, bench_swf
 from benchmarks._local import LocalProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,10 +55,12 @@ ENV = {
 }
 
 
-def run_json(args: Sequence[str], timeout: float = 900) -> dict[str, Any]:
+def run_json(
+    args: Sequence[str], timeout: float = 900, python: str = sys.executable
+) -> dict[str, Any]:
     """Run ``python *args*`` and return the JSON of its last stdout line."""
     done = subprocess.run(
-        [sys.executable, *args],
+        [python, *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -112,7 +114,9 @@ def throughput(
     reps: int,
     runners: dict[str, list[str]],
     service_options: Sequence[str] = (),
+    pythons: dict[str, str] | None = None,
 ) -> dict[int, dict[str, list[dict[str, float]]]]:
+    """*pythons*: the interpreter of the runners that need another one than this, by name."""
     results: dict[int, dict[str, list[dict[str, float]]]] = {}
     for concurrency in concurrencies:
         results[concurrency] = {name: [] for name in runners}
@@ -132,7 +136,8 @@ def throughput(
                             *command,
                             *("--endpoint-url", local.url, "--worker-group", group),
                             *("--tasks", str(count), "--concurrency", str(concurrency)),
-                        ]
+                        ],
+                        python=(pythons or {}).get(name, sys.executable),
                     )
                     results[concurrency][name].append(
                         {
@@ -455,6 +460,31 @@ def chart(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> 
     return True
 
 
+def throughput_runners(report: Report, smoke: bool) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The throughput table's runners, and the interpreter of those that need their own.
+
+    The smoke run leaves the peers out: it checks the harness, and stays within its minute.
+    Otherwise the Python 3.13 peers follow the other Step Functions rows, run by the cached
+    venv's interpreter, or are left out with the reason noted.
+    """
+    peers = [*bench_sfn.PEERS.values(), *bench_swf.PEERS.values()]
+    runners = {name: cmd for name, cmd in RUNNERS.items() if not (smoke and cmd in peers)}
+    if smoke:
+        return runners, {}
+    python313, why = _py313.python()
+    if python313 is None:
+        names = ", ".join(bench_sfn.PY313_PEERS)
+        report.note(f"No {names} row: it needs Python 3.13, and {why}.")
+        return runners, {}
+    last_sfn = [name for name, cmd in runners.items() if bench_sfn.is_sfn(cmd)][-1]
+    ordered: dict[str, list[str]] = {}
+    for name, command in runners.items():
+        ordered[name] = command
+        if name == last_sfn:
+            ordered.update(bench_sfn.PY313_PEERS)
+    return ordered, dict.fromkeys(bench_sfn.PY313_PEERS, python313)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a quick look")
@@ -492,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     tp: dict[int, dict[str, list[dict[str, float]]]] = {}
     if "throughput" in only:
+        runners, pythons = throughput_runners(report, smoke)
         tasks = {1: 60, 8: 200, 32: 300} if quick else {1: 1000, 8: 5000, 32: 5000}
         tp = throughput(
             report,
@@ -500,14 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks={8: 50} if smoke else tasks,
             reps=1 if quick else 3,
             # The smoke run checks the harness, not the peers: it stays within its minute.
-            runners={
-                name: command
-                for name, command in RUNNERS.items()
-                if not (
-                    smoke
-                    and (command in bench_sfn.PEERS.values() or command in bench_swf.PEERS.values())
-                )
-            },
+            runners=runners,
+            pythons=pythons,
         )
         report.note(
             "SWF rows: the same pipeworker runner with `SWF(domain=...)`, against the local "
@@ -518,9 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "the same runner with `StepFunctions()`, one execution of a one-Task state machine "
             "per task; 2 calls per task (GetActivityTask, SendTaskSuccess). Peer rows, when "
             "installed (`.[bench]`): simpleflow's activity worker beside pipeworker SWF (one "
-            "forked process per task, as it runs) and stepfunctions-activity-worker beside "
-            "pipeworker Step Functions, with lost, failed and run-twice counts where the "
-            "peer's runner can tell."
+            "forked process per task, as it runs), and stepfunctions-activity-worker and "
+            "bevault-workers (under Python 3.13, in its own venv; a forked process per unit of "
+            "concurrency, each held about 1 s per task by its heartbeat thread's join, as it "
+            "runs) beside pipeworker Step Functions, with lost, failed and "
+            "run-twice counts where the peer's runner can tell."
         )
         if not chart(tp, args.output / "chart.png"):
             report.note("No chart: matplotlib is not installed (pip install -e '.[bench]').")
