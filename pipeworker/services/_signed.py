@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from pipeworker.services._sigv4 import FastSigner
 from pipeworker.services.base import MalformedAnswer
@@ -118,6 +120,14 @@ class SignedTransport:
             url=self._url, signing_name=signing_name, region=region, content_type=content_type
         )
         self._prefix = target_prefix + "."
+        # HTTPS_PROXY, HTTP_PROXY and NO_PROXY, as botocore honours them: read once here, since
+        # aiohttp's trust_env reads them (and ~/.netrc) again on every request, which tripled
+        # the CPU a task costs.
+        try:
+            proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
+            self._proxy: URL | None = proxy
+        except LookupError:
+            self._proxy, self._proxy_auth = None, None
         self._user_agent = user_agent
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._limits = {name: profile.max_answer_bytes for name, profile in profiles.items()}
@@ -131,7 +141,6 @@ class SignedTransport:
                 timeout=timeout,
                 skip_auto_headers=("User-Agent",),
                 raise_for_status=False,
-                trust_env=True,  # HTTPS_PROXY, HTTP_PROXY and NO_PROXY, as botocore honours them
             )
 
     def __repr__(self) -> str:
@@ -154,7 +163,9 @@ class SignedTransport:
         frozen = await self._credentials.get_frozen_credentials()
         headers = self._signer.headers(frozen, self._prefix + operation, body)
         headers["User-Agent"] = self._user_agent
-        async with self._sessions[profile].post(self._url, data=body, headers=headers) as response:
+        async with self._sessions[profile].post(
+            self._url, data=body, headers=headers, proxy=self._proxy, proxy_auth=self._proxy_auth
+        ) as response:
             raw = await _read(response, self._limits[profile])
             status = response.status
             if status >= 300:
