@@ -90,7 +90,7 @@ async def test_graceful_stop_lets_tasks_finish_within_the_grace_then_fails_the_r
         began = time.monotonic()
         await worker.stop()
         took = time.monotonic() - began
-    assert 0.5 <= took < 2.0
+    assert 0.5 <= took < 10.0  # the grace, then the statuses: never the handler's 30 s
     assert calls(service, "PollForTask") <= polls + 1  # at most the poll already in flight
     ended = by_component(await attempts(dp, pipeline_id))
     assert ended["Quick"]["@status"] == "FINISHED"
