@@ -296,10 +296,13 @@ async def open_senders(
     *,
     transport: Transport,
     poll_read_timeout: float,
-    poll_pool: int,
-    report_pool: int,
+    report_pool_size: int | None,
+    poll_pool: int | None = None,
 ) -> AsyncIterator[dict[str, Sender]]:
     """Open the clients (and the lean transport) of *wire*; yield a sender per operation.
+
+    Polls never outnumber free slots, so *poll_pool* defaults to one connection per slot and per
+    queue; the report pool is sized by :func:`report_pool`.
 
     Raises:
         ConfigurationError: no credentials, or no region.
@@ -317,8 +320,13 @@ async def open_senders(
         )
     no_retries = {"total_max_attempts": 1, "mode": "standard"}
     profiles = {
-        "poll": Profile(pool=poll_pool, read_timeout=poll_read_timeout),
-        "report": Profile(pool=report_pool, read_timeout=REPORT_READ_TIMEOUT),
+        "poll": Profile(
+            pool=poll_pool or settings.max_concurrency + len(settings.queues),
+            read_timeout=poll_read_timeout,
+        ),
+        "report": Profile(
+            pool=report_pool(report_pool_size, settings), read_timeout=REPORT_READ_TIMEOUT
+        ),
     }
     # The report client always exists: region and endpoint are resolved through it.
     needed = {"report"} | {

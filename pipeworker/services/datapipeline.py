@@ -283,7 +283,7 @@ class DataPipeline(_aws.TransportSwitch, Service):
             poll_read_timeout=self.poll_read_timeout,
             # Polls never outnumber free slots: one connection per slot, and one to spare.
             poll_pool=settings.max_concurrency + 1,
-            report_pool=_aws.report_pool(self.report_pool_size, settings),
+            report_pool_size=self.report_pool_size,
         ) as senders:
             yield _DataPipelineConnection(senders, settings)
 

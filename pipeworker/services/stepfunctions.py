@@ -311,8 +311,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
             settings,
             transport=self.transport,
             poll_read_timeout=self.poll_read_timeout,
-            poll_pool=settings.max_concurrency + len(settings.queues),
-            report_pool=_aws.report_pool(self.report_pool_size, settings),
+            report_pool_size=self.report_pool_size,
         ) as senders:
             connection = _StepFunctionsConnection(
                 senders,

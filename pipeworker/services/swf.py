@@ -287,9 +287,7 @@ class SWF(_aws.TransportSwitch, Service):
             settings,
             transport=self.transport,
             poll_read_timeout=self.poll_read_timeout,
-            # Never more polls than free slots, so this many connections always suffice.
-            poll_pool=settings.max_concurrency + len(settings.queues),
-            report_pool=_aws.report_pool(self.report_pool_size, settings),
+            report_pool_size=self.report_pool_size,
         ) as senders:
             identity = self.identity or _default_identity(settings.hostname)
             yield _SWFConnection(senders, self.domain, identity)
