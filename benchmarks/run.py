@@ -504,6 +504,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         choices=["throughput", "scale", "latency", "startup", "endurance", "ceiling"],
     )
+    parser.add_argument(
+        "--runners",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these throughput runners (by name, as in the table), for a focused comparison",
+    )
+    parser.add_argument(
+        "--concurrency", nargs="+", type=int, default=None, help="only these concurrencies"
+    )
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per runner")
+    parser.add_argument("--sizes", nargs="+", type=int, default=None, help="scale sizes")
     args = parser.parse_args(argv)
     smoke = args.smoke
     quick = args.quick or smoke
@@ -523,13 +535,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     tp: dict[int, dict[str, list[dict[str, float]]]] = {}
     if "throughput" in only:
         runners, pythons = throughput_runners(report, smoke)
+        if args.runners:
+            unknown = sorted(set(args.runners) - set(runners))
+            if unknown:
+                parser.error(f"unknown runners {unknown}; known: {sorted(runners)}")
+            runners = {name: cmd for name, cmd in runners.items() if name in args.runners}
         tasks = {1: 60, 8: 200, 32: 300} if quick else {1: 1000, 8: 5000, 32: 5000}
+        concurrencies = args.concurrency or ((8,) if smoke else (1, 8, 32))
         tp = throughput(
             report,
             title="Throughput: no-op tasks (poll, acknowledge, set status)",
-            concurrencies=(8,) if smoke else (1, 8, 32),
-            tasks={8: 50} if smoke else tasks,
-            reps=1 if quick else 3,
+            concurrencies=concurrencies,
+            tasks={8: 50} if smoke else {c: tasks.get(c, 5000) for c in concurrencies},
+            reps=args.reps or (1 if quick else 3),
             # The smoke run checks the harness, not the peers: it stays within its minute.
             runners=runners,
             pythons=pythons,
@@ -551,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if not chart(tp, args.output / "chart.png"):
             report.note("No chart: matplotlib is not installed (pip install -e '.[bench]').")
+    if "throughput" in only and not args.runners:
         # An idle second worker group holds one poll (and slot) for the service's real 90 s hold.
         throughput(
             report,
@@ -568,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             service_options=("--poll-hold", "90"),
         )
     if "scale" in only:
-        sizes = (20,) if smoke else (100, 500) if quick else (100, 1000, 10_000)
+        sizes = args.sizes or ((20,) if smoke else (100, 500) if quick else (100, 1000, 10_000))
         scale(report, sizes, 1.0 if quick else 3.0)
     if "latency" in only:
         pickup(report, 5 if smoke else 20 if quick else 200)
