@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
+from pipeworker.task import BaseTask
+
 if TYPE_CHECKING:
     from pipeworker.worker import Worker
 
@@ -22,6 +24,7 @@ Handler = Callable[[Any], Awaitable[Any]] | Callable[[Any], Any]
 What it returns is the task's result where the service has one (SWF); Data Pipeline ignores it."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T", bound=BaseTask)
 
 MARK = "__pipeworker_activities__"
 
@@ -61,7 +64,20 @@ def is_async(handler: Callable[..., Any]) -> bool:
     )
 
 
-class _Decorate(Protocol):
+R = TypeVar("R")
+
+
+class _Register(Protocol[T]):
+    # A handler must accept the worker's task class: one typed for another service's task is a
+    # type error here (and a ConfigurationError at registration).
+    def __call__(self, handler: Callable[[T], R], /) -> Callable[[T], R]: ...
+
+
+class _Decorate(Protocol[T]):
+    def __call__(self, queue: str, /, *, type: str | None = None) -> _Register[T]: ...
+
+
+class _Mark(Protocol):
     def __call__(self, queue: str, /, *, type: str | None = None) -> Callable[[F], F]: ...
 
 
@@ -73,10 +89,10 @@ class ActivityDecorator:
     """
 
     @overload
-    def __get__(self, instance: None, owner: type[Worker]) -> _Decorate: ...
+    def __get__(self, instance: None, owner: type[Any]) -> _Mark: ...
     @overload
-    def __get__(self, instance: Worker, owner: type[Worker]) -> _Decorate: ...
-    def __get__(self, instance: Worker | None, owner: type[Worker]) -> _Decorate:
+    def __get__(self, instance: Worker[T], owner: type[Any]) -> _Decorate[T]: ...
+    def __get__(self, instance: Worker[T] | None, owner: type[Any]) -> _Mark | _Decorate[T]:
         if instance is None:
             return _mark
         return instance._decorator

@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeworker._cadence import MIN_INTERVAL, PROGRESS_JITTER
 from pipeworker.exceptions import ConfigurationError
@@ -36,7 +36,7 @@ class WorkerConfig:
     See :class:`~pipeworker.worker.Worker` for what each setting means.
     """
 
-    service: Service
+    service: Service[Any]
     region: str | None
     endpoint_url: str | None
     taskrunner_id: str
@@ -56,7 +56,7 @@ class WorkerConfig:
 
 def make_config(
     *,
-    service: Service | None = None,
+    service: Service[Any] | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
     taskrunner_id: str | None = None,

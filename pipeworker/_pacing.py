@@ -82,7 +82,7 @@ def _is_aws(endpoint_url: str | None) -> bool:
 
 
 def resolve_rate_limits(
-    setting: RateLimitSetting, service: Service, endpoint_url: str | None
+    setting: RateLimitSetting, service: Service[Any], endpoint_url: str | None
 ) -> Mapping[str, RateLimit] | None:
     """The budgets a worker paces its calls by, or None when pacing is off.
 

@@ -107,6 +107,24 @@ class BaseTask:
         """Why the task was cancelled, or None while it was not."""
         return self._cancel_reason
 
+    def heartbeat(self, details: Any = None) -> Awaitable[None]:
+        """Send *details* with the task's next heartbeat (its next progress report).
+
+        The one verb every service's task has. The worker keeps each lease on its own cadence;
+        this only adds what the next beat carries, coalesced (later calls replace or add to what
+        is not yet sent). The details are taken at once, so sync handlers (in their thread) may
+        call it without ``await``. What *details* may be depends on the service:
+
+        - Data Pipeline: a mapping of fields, as :meth:`Task.report_progress` takes them;
+        - SWF: any value, sent as-is if a str and as JSON otherwise (2,048 characters at most);
+        - Step Functions: none (SendTaskHeartbeat carries only the token); ``heartbeat()``
+          sends a beat at once instead.
+
+        Raises:
+            ValidationError: *details* the service would reject; nothing is queued.
+        """
+        raise NotImplementedError  # each service's task class implements it
+
     def log_extra(self) -> dict[str, str]:
         """The task's ids, for ``extra=`` in log calls."""
         received = self._received
@@ -198,6 +216,23 @@ class Task(BaseTask):
             raise RuntimeError("evaluate_sync() blocks: in an async handler use await evaluate()")
         future = asyncio.run_coroutine_threadsafe(self.evaluate(expression), self._loop)
         return future.result(timeout)
+
+    def heartbeat(self, details: Mapping[str, object] | None = None) -> Awaitable[None]:
+        """Send the fields in *details* with the next progress report (see
+        :meth:`report_progress`); the verb every service's task shares.
+
+        Raises:
+            ValidationError: *details* is not a mapping of field names, or holds a key or value
+                the service would reject; nothing is queued.
+        """
+        if details is None:
+            return _DONE
+        if not isinstance(details, Mapping) or not all(isinstance(k, str) for k in details):
+            raise ValidationError(
+                "heartbeat(): Data Pipeline's details are fields, a mapping of names to values, "
+                f"not {type(details).__name__}"
+            )
+        return self.report_progress(**details)
 
     def report_progress(self, **fields: object) -> Awaitable[None]:
         """Send *fields* with the next progress report (strings, or :class:`Ref` s).

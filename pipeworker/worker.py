@@ -24,9 +24,17 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self
 
-from pipeworker._activities import MARK, Activity, ActivityDecorator, F, Handler, is_async
+from pipeworker._activities import (
+    MARK,
+    Activity,
+    ActivityDecorator,
+    Handler,
+    R,
+    _Register,
+    is_async,
+)
 
 # WorkerConfig and PROGRESS_JITTER live in _config; they stay importable from here.
 from pipeworker._config import PROGRESS_JITTER as PROGRESS_JITTER
@@ -34,7 +42,7 @@ from pipeworker._config import WorkerConfig, make_config
 from pipeworker._context import inside_worker
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
-from pipeworker.task import BaseTask
+from pipeworker.task import BaseTask, Task
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -45,6 +53,16 @@ if TYPE_CHECKING:
     from pipeworker._metrics import Metrics
     from pipeworker._pacing import RateLimitSetting
 
+# T is the task class of the worker's service: Task (Data Pipeline, the default), ActivityTask
+# (SWF) or StepFunctionsTask. PEP 696's default makes Worker() with no service a Worker[Task];
+# only the type checker needs it, and typing_extensions is not a run-time dependency.
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    T = TypeVar("T", bound=BaseTask, default=Task)
+else:
+    T = typing.TypeVar("T", bound=BaseTask)
+
 __all__ = ["Activity", "Handler", "Worker", "WorkerConfig", "is_async"]
 
 # Activity, Handler and is_async live in pipeworker._activities; they stay importable from here.
@@ -52,8 +70,12 @@ __all__ = ["Activity", "Handler", "Worker", "WorkerConfig", "is_async"]
 log = logging.getLogger("pipeworker.worker")
 
 
-class Worker:
+class Worker(Generic[T]):
     """A task runner: register handlers with :attr:`activity`, then run it.
+
+    Generic over its service's task class: ``Worker(service=SWF(...))`` is a
+    ``Worker[ActivityTask]``, so a handler annotated with another service's task is a type
+    error (and a ConfigurationError at registration).
 
     Subclassing is the pattern for workers that hold resources: declare activities as methods
     with ``@Worker.activity(...)`` and override the lifecycle hooks::
@@ -130,7 +152,7 @@ class Worker:
     def __init__(
         self,
         *,
-        service: Service | None = None,
+        service: Service[T] | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         taskrunner_id: str | None = None,
@@ -187,8 +209,8 @@ class Worker:
         """The registered handlers, by ``(worker group, activity type or None)``."""
         return dict(self._activities)
 
-    def _decorator(self, queue: str, /, *, type: str | None = None) -> Callable[[F], F]:
-        def register(handler: F) -> F:
+    def _decorator(self, queue: str, /, *, type: str | None = None) -> _Register[T]:
+        def register(handler: Callable[[T], R]) -> Callable[[T], R]:
             self._register(queue, type, handler)
             return handler
 
@@ -311,13 +333,13 @@ class Worker:
     async def on_shutdown(self) -> None:
         """Called once after the last task has ended and before the clients close."""
 
-    async def on_task_start(self, task: Any) -> None:
+    async def on_task_start(self, task: T) -> None:
         """Called just before a task's handler, in the handler's own context.
 
         An exception here fails the task as the handler's own exception would.
         """
 
-    async def on_task_end(self, task: Any, outcome: Outcome | None) -> None:
+    async def on_task_end(self, task: T, outcome: Outcome | None) -> None:
         """Called after a task's final status was sent.
 
         *outcome* is None when nothing was sent: the service cancelled the task or its lease was

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipeworker import (
+    BaseTask,
     CancelReason,
     Outcome,
     PreconditionNotMet,
@@ -69,6 +70,31 @@ async def test_progress_reports_are_captured_in_order() -> None:
     result = await run_handler(handler)
     assert [report.get("step") for report in result.progress[:3]] == ["0", "1", "2"]
     assert result.fields == {"step": "2", "done": "yes"}
+
+
+async def test_heartbeat_is_the_shared_verb_and_sends_fields_on_data_pipeline() -> None:
+    # A handler written against BaseTask calls task.heartbeat(details) on any service; on
+    # Data Pipeline the details are fields of the next progress report.
+    async def handler(task: BaseTask) -> None:
+        await task.heartbeat({"rows": 10})
+        await asyncio.sleep(0.03)
+        await task.heartbeat({"rows": 20, "table": "users"})
+        await task.heartbeat()  # nothing to add: nothing queued
+
+    result = await run_handler(handler)
+    assert result.status == "FINISHED"
+    assert result.fields == {"rows": "20", "table": "users"}
+
+
+async def test_heartbeat_details_that_are_not_fields_fail_in_the_handler() -> None:
+    async def handler(task: Task) -> None:
+        await task.heartbeat("50% done")  # type: ignore[arg-type]
+
+    result = await run_handler(handler)
+    assert result.status == "FAILED"
+    assert isinstance(result.error, ValidationError)
+    assert "mapping" in str(result.error)
+    assert result.fields == {}
 
 
 async def test_a_progress_field_the_service_would_refuse_fails_in_the_handler() -> None:

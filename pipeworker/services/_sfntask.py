@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from pipeworker import _retry
-from pipeworker.exceptions import LeaseLost
+from pipeworker.exceptions import LeaseLost, ValidationError
 from pipeworker.task import _DONE, BaseTask, CancelReason
 
 __all__ = ["StepFunctionsTask"]
@@ -45,8 +45,12 @@ class StepFunctionsTask(BaseTask):
     def activity_arn(self) -> str:
         return str(self._attrs.get("activityArn", self._received.queue))
 
-    def heartbeat(self) -> Awaitable[None]:
+    def heartbeat(self, details: None = None) -> Awaitable[None]:
         """Send a SendTaskHeartbeat now, on top of the worker's own cadence.
+
+        The verb every service's task shares; Step Functions' heartbeat carries no details
+        (only the token), so *details* must be None: anything else is refused rather than
+        silently dropped.
 
         Worth calling before a step that may outlast the state's ``HeartbeatSeconds`` between
         two automatic beats. If the answer says the task is gone (a heartbeat timeout, the
@@ -59,6 +63,11 @@ class StepFunctionsTask(BaseTask):
         Raises:
             ServiceError: the heartbeat could not be delivered, after retries.
         """
+        if details is not None:
+            raise ValidationError(
+                "heartbeat(): a Step Functions heartbeat carries no details (SendTaskHeartbeat "
+                "sends only the task token); return them in the task's output, or log them"
+            )
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

@@ -27,7 +27,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from pipeworker.task import BaseTask
@@ -43,12 +43,16 @@ __all__ = [
     "Ref",
     "Service",
     "Status",
+    "TaskT",
     "resolve_field",
     "truncate_head",
     "truncate_tail",
 ]
 
 Status = Literal["FINISHED", "FAILED", "FALSE"]
+
+TaskT = TypeVar("TaskT", bound="BaseTask", covariant=True)
+"""The task class a service's handlers receive (``Service[Task]``, ``Worker[ActivityTask]``)."""
 
 TRUNCATION_MARKER = "...[truncated]..."
 
@@ -245,8 +249,11 @@ class Connection(abc.ABC):
         return []
 
 
-class Service(abc.ABC):
+class Service(abc.ABC, Generic[TaskT]):
     """A polling-worker service, as configuration: checks names, then opens connections.
+
+    Generic over the task class its handlers receive, so ``Worker(service=SWF(...))`` is a
+    ``Worker[ActivityTask]`` and a handler typed for another service's task is a type error.
 
     Attributes:
         name: a short name for messages and logs (``"datapipeline"``).
@@ -276,7 +283,7 @@ class Service(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def task_class(self) -> type[BaseTask]:
+    def task_class(self) -> type[TaskT]:
         """The class of the task handlers receive."""
 
     @abc.abstractmethod

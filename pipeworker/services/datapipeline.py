@@ -213,7 +213,7 @@ RATE_LIMITS: Final = {
 """The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
 
 
-class DataPipeline(_aws.TransportSwitch, Service):
+class DataPipeline(_aws.TransportSwitch, Service[Task]):
     """AWS Data Pipeline (2012-10-29): the task-runner calls, as the default service.
 
     Args:

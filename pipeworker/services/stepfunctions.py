@@ -59,7 +59,6 @@ from pipeworker.services.base import (
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import BaseTask
 
 __all__ = [
     "ERROR_LIMIT",
@@ -202,7 +201,7 @@ def _default_worker_name(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:WORKER_NAME_LIMIT]
 
 
-class StepFunctions(_aws.TransportSwitch, Service):
+class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
     """AWS Step Functions (2016-11-23) activity workers.
 
     ``Worker(service=StepFunctions())`` polls the activities its handlers name:
@@ -272,7 +271,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
         return f"StepFunctions(transport={self.transport!r})"
 
     @property
-    def task_class(self) -> type[BaseTask]:
+    def task_class(self) -> type[StepFunctionsTask]:
         return StepFunctionsTask
 
     @property

@@ -51,7 +51,6 @@ from pipeworker.services.base import (
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import BaseTask
 
 __all__ = [
     "SWF",
@@ -191,7 +190,7 @@ RATE_LIMITS: Final = {
 """The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
 
 
-class SWF(_aws.TransportSwitch, Service):
+class SWF(_aws.TransportSwitch, Service[ActivityTask]):
     """Amazon SWF (2012-01-25) activity workers.
 
     ``Worker(service=SWF(domain="orders"))`` polls the task lists its handlers name:
@@ -253,7 +252,7 @@ class SWF(_aws.TransportSwitch, Service):
         return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
 
     @property
-    def task_class(self) -> type[BaseTask]:
+    def task_class(self) -> type[ActivityTask]:
         return ActivityTask
 
     @staticmethod
