@@ -36,8 +36,8 @@ import importlib
 _WHERE = {
     "DataPipeline": "pipeworker.services.datapipeline",
     "Outcome": "pipeworker.services.base",
-    "Ref": "pipeworker.services.base",
-    "Task": "pipeworker.task",
+    "Ref": "pipeworker.services._dptask",
+    "Task": "pipeworker.services._dptask",
     "Worker": "pipeworker.worker",
 }
 

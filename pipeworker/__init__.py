@@ -30,11 +30,12 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover (run from a 
 
 if TYPE_CHECKING:
     from pipeworker._events import Observer
-    from pipeworker.services.base import Outcome, RateLimit, Ref
+    from pipeworker.services._dptask import Ref, Task
+    from pipeworker.services.base import Outcome, RateLimit
     from pipeworker.services.datapipeline import DataPipeline
     from pipeworker.services.stepfunctions import StepFunctions, StepFunctionsTask
     from pipeworker.services.swf import SWF, ActivityTask
-    from pipeworker.task import BaseTask, CancelReason, Task
+    from pipeworker.task import BaseTask, CancelReason
     from pipeworker.worker import Worker
 
 # Plainly sorted (the public-API test pins it); ruff's isort order would put "SWF" first.
@@ -72,11 +73,11 @@ _LAZY = {
     "Observer": "pipeworker._events",
     "Outcome": "pipeworker.services.base",
     "RateLimit": "pipeworker.services.base",
-    "Ref": "pipeworker.services.base",
+    "Ref": "pipeworker.services._dptask",
     "SWF": "pipeworker.services.swf",
     "StepFunctions": "pipeworker.services.stepfunctions",
     "StepFunctionsTask": "pipeworker.services.stepfunctions",
-    "Task": "pipeworker.task",
+    "Task": "pipeworker.services._dptask",
     "Worker": "pipeworker.worker",
 }
 

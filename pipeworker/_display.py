@@ -23,7 +23,8 @@ from typing import IO, Any
 
 from pipeworker._events import Observer
 from pipeworker._logging import TextFormatter
-from pipeworker.services.base import Outcome, Ref
+from pipeworker.services._dptask import ReceivedAttempt, Ref
+from pipeworker.services.base import Outcome
 from pipeworker.task import BaseTask
 
 __all__ = [
@@ -93,6 +94,8 @@ class ActivityClock(Observer):
     def _instance(task: BaseTask) -> str:
         # --local runs Data Pipeline: its tasks know their attempt and instance.
         received = task._received
+        if not isinstance(received, ReceivedAttempt):
+            return task.id
         parent = received.objects.get(received.attempt_id, {}).get("@instanceParent")
         if isinstance(parent, Ref):
             return parent.id

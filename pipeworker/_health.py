@@ -251,7 +251,7 @@ class Operations:
             metrics.attach(
                 activities,
                 capacity=config.max_concurrency,
-                lease_seconds=config.service.lease_seconds,
+                leases=supervisor.leases,
                 in_flight=lambda: supervisor.running,
                 loop_lag=monitor.current_lag if monitor is not None else None,
             )

@@ -30,6 +30,7 @@ from pipeworker.services.base import Outcome, ReceivedTask
 from pipeworker.task import BaseTask, CancelReason
 
 if TYPE_CHECKING:
+    from pipeworker._lease import Leases
     from pipeworker.worker import Activity
 
 __all__ = ["Metrics", "call_outcome", "task_result"]
@@ -90,14 +91,12 @@ class _Call:
 
 
 class _Running:
-    # A running task's state: its children, when it started, its last report, its lease.
-    __slots__ = ("bound", "last_report", "lease", "started")
+    # A running task's metrics: its children and when it started (its lease is in Leases).
+    __slots__ = ("bound", "started")
 
-    def __init__(self, bound: _Bound, started: float, lease: float) -> None:
+    def __init__(self, bound: _Bound, started: float) -> None:
         self.bound = bound
         self.started = started
-        self.last_report = started
-        self.lease = lease
 
 
 class Metrics(Observer):
@@ -118,7 +117,7 @@ class Metrics(Observer):
         self._running: dict[BaseTask, _Running] = {}
         self._polled: dict[str, float] = {}
         self._heartbeats: dict[str, float] = {}
-        self._lease = 300.0
+        self._leases: Leases | None = None
         self._in_flight: Callable[[], float] = lambda: 0.0
         self._capacity = 0
         self._loop_lag: Callable[[], float] = lambda: 0.0
@@ -239,7 +238,7 @@ class Metrics(Observer):
         activities: Sequence[Activity],
         *,
         capacity: int,
-        lease_seconds: float,
+        leases: Leases,
         in_flight: Callable[[], float],
         loop_lag: Callable[[], float] | None = None,
     ) -> None:
@@ -249,7 +248,7 @@ class Metrics(Observer):
         self._running.clear()
         self._polled.clear()
         self._capacity = capacity
-        self._lease = lease_seconds
+        self._leases = leases
         self._in_flight = in_flight
         if loop_lag is not None:
             self._loop_lag = loop_lag
@@ -288,8 +287,7 @@ class Metrics(Observer):
         key = (received.queue, received.type)
         bound = self._bound.get(key) or self._bind(*key)
         bound.started.inc()
-        lease = received.lease_seconds or self._lease
-        self._running[task] = _Running(bound, self._clock(), min(lease, self._lease))
+        self._running[task] = _Running(bound, self._clock())
 
     def progress_reported(self, task: BaseTask, canceled: bool) -> None:
         now = self._clock()
@@ -299,16 +297,15 @@ class Metrics(Observer):
             # The acknowledgement is sent before the handler starts (so before task_started).
             if running is not None:
                 bound = running.bound
-                running.last_report = now
             else:
                 received = task._received
                 key = (received.queue, received.type)
                 bound = self._bound.get(key) or self._bind(*key)
             bound.ack.observe(now - polled)
             return
-        if running is not None:
-            running.bound.slack.observe(running.lease - (now - running.last_report))
-            running.last_report = now
+        left = self._leases.left(task.id) if self._leases is not None else None
+        if running is not None and left is not None:
+            running.bound.slack.observe(left)  # read before the scope renews the lease
 
     def task_finished(self, task: BaseTask, outcome: Outcome | None) -> None:
         self._polled.pop(task.id, None)

@@ -36,11 +36,11 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeworker.exceptions import LeaseLost
-from pipeworker.services.base import Outcome, RateLimit, ReceivedTask, Ref, Service
+from pipeworker.services.base import Outcome, RateLimit, ReceivedTask, Service
 
 if TYPE_CHECKING:
     from pipeworker._events import Observer
+    from pipeworker._lease import Leases
 
 __all__ = [
     "POLL",
@@ -69,9 +69,6 @@ _PRIORITY = {"report_progress": ROUTINE, "poll": POLL}
 
 SAFETY = 0.8
 """A budget is deemed able to keep a lease when a full round of reports fits in this fraction."""
-
-ACK_WINDOW = 120.0
-"""Seconds a task may go unacknowledged before the service hands it to another runner."""
 
 
 def _is_aws(endpoint_url: str | None) -> bool:
@@ -301,67 +298,46 @@ def _listens(observer: Observer) -> bool:
 class PacedConnection:
     """A connection whose calls each take a token from their budget before they are sent.
 
-    Tracks when each task's lease ends (the last acknowledgement or report that landed, plus the
-    task's lease) to order routine reports; the entry goes when the task's last call is made.
+    Routine reports are ordered by when each task's lease ends, read from the worker's
+    :class:`~pipeworker._lease.Leases` (the task scope keeps them).
 
     Args:
         inner: the connection (or an observed one) to send through.
         pacer: the worker's budgets.
-        lease_seconds: the service's lease, for tasks that set none of their own.
+        leases: the running tasks' leases.
     """
 
-    def __init__(self, inner: Any, pacer: Pacer, lease_seconds: float) -> None:
+    def __init__(self, inner: Any, pacer: Pacer, leases: Leases) -> None:
         self._inner = inner
         self._pacer = pacer
-        self._lease = lease_seconds
-        self._lease_ends: dict[str, float] = {}
-        self._clock = asyncio.get_running_loop().time
+        self._leases = leases
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-    def _renew(self, task: ReceivedTask) -> None:
-        lease = task.lease_seconds if task.lease_seconds is not None else self._lease
-        self._lease_ends[task.id] = self._clock() + lease
 
     async def poll(self, queue: str) -> ReceivedTask | None:
         if not await self._pacer.take("poll"):
             return None  # stopping: the poll was never sent, so no task can be lost
         received: ReceivedTask | None = await self._inner.poll(queue)
-        if received is not None:
-            self._lease_ends[received.id] = self._clock() + ACK_WINDOW
         return received
 
     async def acknowledge(self, task: ReceivedTask) -> bool:
         await self._pacer.take("acknowledge")
-        return await self._sent_report(task, self._inner.acknowledge(task))
+        canceled: bool = await self._inner.acknowledge(task)
+        return canceled
 
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, details: Mapping[str, Any] | None = None
     ) -> bool:
-        deadline = self._lease_ends.get(task.id, math.inf)
-        await self._pacer.take("report_progress", deadline)
-        return await self._sent_report(task, self._inner.report_progress(task, fields))
-
-    async def _sent_report(self, task: ReceivedTask, call: Any) -> bool:
-        try:
-            canceled: bool = await call
-        except LeaseLost:
-            self._lease_ends.pop(task.id, None)
-            raise
-        if canceled:
-            self._lease_ends.pop(task.id, None)
-        else:
-            self._renew(task)
+        await self._pacer.take("report_progress", self._leases.ends(task.id))
+        canceled: bool = await self._inner.report_progress(task, details)
         return canceled
 
     async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
-        self._lease_ends.pop(task.id, None)
         await self._pacer.take("finish")
         await self._inner.finish(task, outcome)
 
     async def canceled(self, task: ReceivedTask) -> None:
-        self._lease_ends.pop(task.id, None)
         await self._pacer.take("canceled")
         await self._inner.canceled(task)
 

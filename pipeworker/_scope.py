@@ -7,7 +7,7 @@
     │                                at its start cannot make the task miss its window
     ├── handler task                 the user's handler (a daemon thread for plain functions)
     ├── _keep_lease                  report progress every interval until the handler ends
-    ├── _report                      the last pending fields, if the handler left any
+    ├── _report                      the last pending details, if the handler left any
     └── _finish / _confirm_cancel    the final status, or SWF's answer to a cancellation
 
 The supervisor (``pipeworker._supervisor``) owns the slots, polls and shutdown; this module owns
@@ -31,6 +31,7 @@ from pipeworker import _retry
 from pipeworker._cadence import MIN_INTERVAL, PROGRESS_JITTER
 from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer
+from pipeworker._lease import Leases
 from pipeworker._outcome import outcome_of, safe_text
 from pipeworker._threads import start_thread
 from pipeworker.exceptions import (
@@ -72,7 +73,7 @@ LOG_TRACE_LIMIT = 16384
 _NO_CONTEXT = contextvars.Context()
 
 
-class _Lease(enum.Enum):
+class _Answer(enum.Enum):
     KEPT = None
     CANCELED = CancelReason.SERVICE  # the service asked for the task to stop
     LOST = CancelReason.LEASE_LOST  # the task is not this runner's any more
@@ -112,6 +113,7 @@ class TaskScopes:
         call_failed: Callable[[BaseException], None],
         running: dict[BaseTask, asyncio.Task[Outcome | None]],
         give_up: asyncio.Event,
+        leases: Leases,
     ) -> None:
         self._connection = connection
         self._routes = routes
@@ -126,7 +128,7 @@ class TaskScopes:
         self.names: dict[BaseTask, str] = {}
         self.threads: dict[BaseTask, asyncio.Future[Any]] = {}
         self._ids: set[str] = set()
-        self._lost: dict[BaseTask, str] = {}  # why a lease was lost, for the handler's cancellation
+        self.leases = leases  # written here only; pacing and metrics read them
         self.past_deadline = False
         self.give_up = give_up
         self._clamp_logged = False
@@ -147,6 +149,7 @@ class TaskScopes:
             )
             return None
         self._ids.add(received.id)
+        self.leases.received(received)
         task = self._task_class(received, self._connection)
         handler: asyncio.Task[Outcome | None] | None = None
         try:
@@ -169,9 +172,9 @@ class TaskScopes:
             # Acknowledge first: the service's window starts when it hands the task out, and a
             # handler that blocks the loop at its start must not make the task run twice.
             lease = await self._report(task, first=True)
-            if lease is not _Lease.KEPT:
+            if lease is not _Answer.KEPT:
                 task._cancel(lease.reason)
-                if lease is _Lease.CANCELED:
+                if lease is _Answer.CANCELED:
                     await self._confirm_cancel(task)
                 await self._ended(task, None)
                 return None
@@ -187,9 +190,9 @@ class TaskScopes:
             if (
                 outcome is not None
                 and task._pending
-                and await self._report(task) is not _Lease.KEPT
+                and await self._report(task) is not _Answer.KEPT
             ):
-                outcome = None  # the last fields are sent first; the answer took the task back
+                outcome = None  # the last details are sent first; the answer took the task back
             if task.cancel_reason not in (None, CancelReason.SHUTDOWN):
                 outcome = None  # the service took the task back: nothing more may be sent
                 if task.cancel_reason is CancelReason.SERVICE:
@@ -207,7 +210,7 @@ class TaskScopes:
             self.running.pop(task, None)
             self.finishing.pop(task, None)
             self.names.pop(task, None)
-            self._lost.pop(task, None)
+            self.leases.forget(received.id)
             self._ids.discard(received.id)
         thread = self.threads.pop(task, None)
         if thread is not None and not thread.done():
@@ -341,7 +344,7 @@ class TaskScopes:
                 if handler.done():
                     return
                 lease = await self._report(task)
-                if lease is not _Lease.KEPT:
+                if lease is not _Answer.KEPT:
                     self.cancel(task, handler, lease.reason)
                     return
                 if handler.done():
@@ -349,11 +352,11 @@ class TaskScopes:
         finally:
             handler.remove_done_callback(handler_done)
 
-    async def _report(self, task: BaseTask, first: bool = False) -> _Lease:
-        """Send the acknowledgement (*first*) or a progress report with the pending fields."""
+    async def _report(self, task: BaseTask, first: bool = False) -> _Answer:
+        """Send the acknowledgement (*first*) or a progress report with the pending details."""
         connection = self._connection
         received = task._received
-        fields = None if first else task._take_pending()
+        details = None if first else task._take_pending()
         try:
             try:
                 if first:
@@ -365,19 +368,19 @@ class TaskScopes:
                 else:
                     canceled = await _retry.call(
                         _retry.PROGRESS,
-                        lambda: connection.report_progress(received, fields),
+                        lambda: connection.report_progress(received, details),
                         on_retry=self._call_failed,
                     )
             except RequestRejected as exc:
-                if not fields:
+                if not details:
                     raise
-                # The fields themselves were refused: sending them again can never succeed and
+                # The details themselves were refused: sending them again can never succeed and
                 # would cost the lease. Drop them, say which, and renew the lease without them.
                 self._call_failed(exc)
                 log.error(
                     "task %s: the service refused the progress fields %s (%s); they are dropped",
                     task.id,
-                    ", ".join(sorted(fields))[:LOG_MESSAGE_LIMIT],
+                    ", ".join(sorted(details))[:LOG_MESSAGE_LIMIT],
                     exc,
                     extra=task.log_extra(),
                 )
@@ -388,28 +391,31 @@ class TaskScopes:
                 )
         except LeaseLost as exc:
             log.warning("task %s: lease lost (%s)", task.id, exc, extra=task.log_extra())
-            self._lost[task] = safe_text(exc)
-            return _Lease.LOST
+            self.leases.lost(task.id, safe_text(exc))
+            return _Answer.LOST
         except ServiceError as exc:
-            # The next report is the retry; keep unsent fields that may still be accepted.
-            if fields and not isinstance(exc, RequestRejected):
-                task._pending = {**fields, **(task._take_pending() or {})}
+            # The next report is the retry; keep unsent details that may still be accepted.
+            if details and not isinstance(exc, RequestRejected):
+                task._pending = {**details, **(task._take_pending() or {})}
             self._call_failed(exc)
             what = "acknowledgement" if first else "progress report"
             log.warning("task %s: %s failed: %s", task.id, what, exc, extra=task.log_extra())
-            return _Lease.KEPT
-        self._observer.progress_reported(task, canceled)
+            return _Answer.KEPT
+        self._observer.progress_reported(task, canceled)  # metrics read the lease left first
+        if not canceled:
+            self.leases.renewed(task.id)
         if canceled:
             log.info("task %s cancelled by the service", task.id, extra=task.log_extra())
-            return _Lease.CANCELED
-        return _Lease.KEPT
+            return _Answer.CANCELED
+        return _Answer.KEPT
 
     def cancel(
         self, task: BaseTask, handler: asyncio.Task[Outcome | None], reason: CancelReason
     ) -> None:
         """Cancel *task*'s handler for *reason* (the task sees the reason first)."""
         task._cancel(reason)
-        detail = self._lost.pop(task, None)
+        lease = self.leases.get(task.id)
+        detail = lease.lost if lease is not None else None
         handler.cancel(f"{reason} ({detail})" if detail else reason)
 
     async def _confirm_cancel(self, task: BaseTask) -> None:

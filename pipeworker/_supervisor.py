@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pipeworker import _retry
 from pipeworker._context import inside_worker
 from pipeworker._events import Hooks, Observer, observe_connection
+from pipeworker._lease import Leases
 from pipeworker._pacing import PacedConnection, Pacer, resolve_rate_limits
 from pipeworker._scope import SHUTDOWN_ERROR_ID, TaskScopes, outcome_of
 from pipeworker._shutdown import FORCED_PATIENCE, Stop
@@ -120,6 +121,8 @@ class Supervisor:
         self._scopes: TaskScopes | None = None
         # Every running task's handler, filled by the task scopes (also read by _health).
         self._running: dict[BaseTask, asyncio.Task[Outcome | None]] = {}
+        # Every running task's lease: the task scopes keep them; pacing and metrics read them.
+        self.leases = Leases(config.service.lease_seconds)
         self._pollers: list[asyncio.Task[None]] = []
         self._polling: set[asyncio.Task[Any]] = set()  # poll tasks still in their poll
         self._aborted: set[asyncio.Task[Any]] = set()
@@ -203,6 +206,7 @@ class Supervisor:
                     call_failed=self._call_failed,
                     running=self._running,
                     give_up=self._stop.give_up,
+                    leases=self.leases,
                 )
                 if await self._stop.bounded("on_startup()", self._hooks.on_startup):
                     try:
@@ -233,7 +237,7 @@ class Supervisor:
             "pacing calls by the account's rate limits: %s",
             ", ".join(sorted({f"{b.name} {b.limit.rate:g}/s" for b in pacer.budgets.values()})),
         )
-        paced: Any = PacedConnection(self._connection, pacer, config.service.lease_seconds)
+        paced: Any = PacedConnection(self._connection, pacer, self.leases)
         self._connection = paced
 
     async def _supervise(self, ready: asyncio.Event | None) -> None:

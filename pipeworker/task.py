@@ -12,15 +12,13 @@ import logging
 from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
 
-from pipeworker import _retry
-from pipeworker.exceptions import ValidationError
-from pipeworker.services.base import Connection, FieldValue, ReceivedTask, Ref, resolve_field
+from pipeworker.services.base import Connection, ReceivedTask
 
-__all__ = ["BaseTask", "CancelReason", "Task"]
+__all__ = ["BaseTask", "CancelReason"]
 
 
 class CancelReason(enum.StrEnum):
-    """Why a running task was cancelled (:attr:`Task.cancel_reason`).
+    """Why a running task was cancelled (:attr:`BaseTask.cancel_reason`).
 
     A ``StrEnum``: each member also compares equal to its text.
     """
@@ -52,7 +50,7 @@ _task_log = logging.getLogger("pipeworker.task")
 class BaseTask:
     """What every service's task shares: its id and queue, cancellation, a logger.
 
-    Each service's handlers get a subclass: Data Pipeline's :class:`Task`, SWF's
+    Each service's handlers get a subclass: Data Pipeline's :class:`~pipeworker.Task`, SWF's
     :class:`~pipeworker.services.swf.ActivityTask`, Step Functions'
     :class:`~pipeworker.services.stepfunctions.StepFunctionsTask`. None inherits another
     service's API.
@@ -68,7 +66,9 @@ class BaseTask:
         self._loop = asyncio.get_running_loop()
         self._received = received
         self._connection = connection
-        self._pending: dict[str, str | Ref] | None = None
+        # Details for the next heartbeat (progress report), by name; the service's task class
+        # fills them, the scope sends them.
+        self._pending: dict[str, Any] | None = None
         self._cancel_reason: CancelReason | None = None
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
@@ -87,8 +87,7 @@ class BaseTask:
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``task_id``, ``pipeline_id``, ``attempt_id`` and
-        ``worker_group`` in their ``extra``."""
+        """A logger whose records carry the task's ids in their ``extra`` (:meth:`log_extra`)."""
         if self._logger is None:
             self._logger = logging.LoggerAdapter(_task_log, self.log_extra())
         return self._logger
@@ -126,14 +125,9 @@ class BaseTask:
         raise NotImplementedError  # each service's task class implements it
 
     def log_extra(self) -> dict[str, str]:
-        """The task's ids, for ``extra=`` in log calls."""
-        received = self._received
-        return {
-            "task_id": received.id,
-            "pipeline_id": received.pipeline_id,
-            "attempt_id": received.attempt_id,
-            "worker_group": received.queue,
-        }
+        """The task's ids, for ``extra=`` in log calls: ``task_id`` and ``queue``, and the
+        service's own (Data Pipeline's ``pipeline_id``, ``attempt_id``, ``worker_group``)."""
+        return {"task_id": self._received.id, "queue": self._received.queue}
 
     # The supervisor's side; handlers do not call these.
 
@@ -141,123 +135,6 @@ class BaseTask:
         if self._cancel_reason is None:
             self._cancel_reason = reason
 
-    def _take_pending(self) -> dict[str, str | Ref] | None:
+    def _take_pending(self) -> dict[str, Any] | None:
         pending, self._pending = self._pending, None
         return pending
-
-
-class Task(BaseTask):
-    """One task given to a handler.
-
-    Attributes:
-        id: the service's token for the task (Data Pipeline's ``taskId``).
-        pipeline_id: the pipeline the task belongs to.
-        attempt_id: the id of this attempt's object (``@MyActivity_..._Attempt=1``).
-        worker_group: the worker group (queue) the task was polled from.
-        type: the activity's type, for example ``"ShellCommandActivity"``, if it has one.
-        objects: every object that came with the task, by id; each maps field keys to a string,
-            a :class:`~pipeworker.Ref` to another object, or a list when the field holds several.
-    """
-
-    __slots__ = ()
-
-    @property
-    def pipeline_id(self) -> str:
-        return self._received.pipeline_id
-
-    @property
-    def attempt_id(self) -> str:
-        return self._received.attempt_id
-
-    @property
-    def worker_group(self) -> str:
-        return self._received.queue
-
-    @property
-    def type(self) -> str | None:
-        return self._received.type
-
-    @property
-    def objects(self) -> Mapping[str, Mapping[str, FieldValue]]:
-        return self._received.objects
-
-    def field(self, key: str, default: Any = None) -> Any:
-        """Return the activity's field *key*, following inheritance; *default* if it has none.
-
-        The attempt's own fields come first, then its instance's, its component's and each
-        ``parent`` in turn, as the service resolves them.
-        """
-        value = resolve_field(self._received.objects, self._received.attempt_id, key)
-        return default if value is None else value
-
-    async def evaluate(self, expression: str) -> str:
-        """Evaluate *expression* (``"#{@scheduledStartTime}"``) on this task's object.
-
-        Raises:
-            ValidationError: the expression is longer than the service accepts.
-            ServiceError: the service could not evaluate it, after retries where that helps.
-        """
-        return await _retry.call(
-            _retry.EVALUATE, lambda: self._connection.evaluate(self._received, expression)
-        )
-
-    def evaluate_sync(self, expression: str, timeout: float | None = None) -> str:
-        """:meth:`evaluate` for sync handlers: blocks the handler's thread, never the event loop.
-
-        Raises:
-            RuntimeError: called on the event loop's own thread (use ``await evaluate()`` there).
-            TimeoutError: no answer within *timeout* seconds.
-        """
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            raise RuntimeError("evaluate_sync() blocks: in an async handler use await evaluate()")
-        future = asyncio.run_coroutine_threadsafe(self.evaluate(expression), self._loop)
-        return future.result(timeout)
-
-    def heartbeat(self, details: Mapping[str, object] | None = None) -> Awaitable[None]:
-        """Send the fields in *details* with the next progress report (see
-        :meth:`report_progress`); the verb every service's task shares.
-
-        Raises:
-            ValidationError: *details* is not a mapping of field names, or holds a key or value
-                the service would reject; nothing is queued.
-        """
-        if details is None:
-            return _DONE
-        if not isinstance(details, Mapping) or not all(isinstance(k, str) for k in details):
-            raise ValidationError(
-                "heartbeat(): Data Pipeline's details are fields, a mapping of names to values, "
-                f"not {type(details).__name__}"
-            )
-        return self.report_progress(**details)
-
-    def report_progress(self, **fields: object) -> Awaitable[None]:
-        """Send *fields* with the next progress report (strings, or :class:`Ref` s).
-
-        Other values are sent as ``str(value)``. Later calls add to (and overwrite keys of) the
-        fields not yet sent. The fields are taken at once, so sync handlers (in their thread) may
-        call it without ``await``; async handlers write ``await task.report_progress(...)``.
-
-        Raises:
-            ValidationError: a key or value the service would reject; nothing is queued.
-        """
-        converted = {
-            key: value if isinstance(value, str | Ref) else str(value)
-            for key, value in fields.items()
-        }
-        # The whole request is checked (what is pending and what is added), so a report that the
-        # service would refuse for its size is refused here, in the handler that made it.
-        merged = {**self._pending, **converted} if self._pending else converted
-        problems = self._connection.check_progress_fields(merged)
-        if problems:
-            raise ValidationError(f"report_progress(): {'; '.join(problems)}")
-        # One assignment of a new dict: safe against the loop taking the pending fields while
-        # a handler thread adds to them.
-        self._pending = merged
-        return _DONE
-
-    def __repr__(self) -> str:
-        return f"<Task {self._received.id!r} attempt={self._received.attempt_id!r}>"

@@ -36,9 +36,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeworker._lease import Leases
 from pipeworker.exceptions import LeaseLost, RequestRejected
-from pipeworker.services.base import Connection, FieldValue, Outcome, ReceivedTask, Ref
-from pipeworker.task import CancelReason, Task
+from pipeworker.services._dptask import FieldValue, ReceivedAttempt, Ref, Task
+from pipeworker.services.base import Connection, Outcome, ReceivedTask
+from pipeworker.task import CancelReason
 
 if TYPE_CHECKING:
     from pipeworker._events import Hooks
@@ -95,8 +97,7 @@ class HandlerResult:
 
 class _RecordingConnection(Connection):
     """The service behind a harness task: records what the task's scope sends, answers
-    expressions, checks progress fields against the real service's limits, and takes the task
-    back when the test cancels it."""
+    expressions, and takes the task back when the test cancels it."""
 
     def __init__(self, expressions: Mapping[str, str] | Callable[[str], str]) -> None:
         self.expressions = expressions
@@ -116,7 +117,7 @@ class _RecordingConnection(Connection):
         return self._answer(task)
 
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, fields: Mapping[str, Any] | None = None
     ) -> bool:
         if fields:
             self.progress.append(dict(fields))
@@ -150,12 +151,6 @@ class _RecordingConnection(Connection):
                 operation="EvaluateExpression",
                 code="InvalidRequestException",
             ) from None
-
-    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        # The real service's limits, so a field the service would refuse fails the test too.
-        from pipeworker.services.datapipeline import check_progress_fields
-
-        return check_progress_fields(fields)
 
 
 class _NoHooks:
@@ -222,7 +217,7 @@ class TaskHarness:
         if type is not None:
             own.setdefault("type", type)
         all_objects[attempt] = own
-        self._received = ReceivedTask(
+        self._received = ReceivedAttempt(
             id=f"test-task-{number}",
             queue=worker_group,
             pipeline_id=pipeline_id,
@@ -319,6 +314,7 @@ class TaskHarness:
             call_failed=lambda error: None,
             running={},
             give_up=asyncio.Event(),
+            leases=Leases(300.0),
         )
         thread = await self._scopes.run(self._received)
         if thread is not None:

@@ -42,7 +42,7 @@ from pipeworker._config import WorkerConfig, make_config
 from pipeworker._context import inside_worker
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
-from pipeworker.task import BaseTask, Task
+from pipeworker.task import BaseTask
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from pipeworker._health import Operations
     from pipeworker._metrics import Metrics
     from pipeworker._pacing import RateLimitSetting
+    from pipeworker.services._dptask import Task
 
 # T is the task class of the worker's service: Task (Data Pipeline, the default), ActivityTask
 # (SWF) or StepFunctionsTask. PEP 696's default makes Worker() with no service a Worker[Task];

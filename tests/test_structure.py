@@ -123,6 +123,7 @@ CORE = [
     "pipeworker._threads",
     "pipeworker._retry",
     "pipeworker._pacing",
+    "pipeworker._lease",
     "pipeworker._events",
     "pipeworker._metrics",
     "pipeworker._health",
@@ -147,3 +148,28 @@ def test_the_core_names_no_service() -> None:
     assert services <= {"pipeworker.services.base"}
     for name in reached:
         assert "aiobotocore" not in modules[name].read_text(), name
+
+
+def test_the_core_and_the_service_interface_hold_no_services_shape() -> None:
+    # Not only no imports: no service's concepts in the code itself (docstrings and comments
+    # may name services as examples). Data Pipeline's pipelines, attempts, objects and fields
+    # live in services/_dptask.py; SWF's workflows in services/_swftask.py.
+    words = ("pipeline", "attempt_id", "workflow", "worker_group", "fields", "objects")
+    modules = _modules()
+    found = {}
+    for name in [*CORE, "pipeworker.services.base"]:
+        tree = ast.parse(modules[name].read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+        bad = sorted(n for n in names if any(word in n.lower() for word in words))
+        if bad:
+            found[name] = bad
+    assert found == {}

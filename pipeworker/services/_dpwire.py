@@ -1,6 +1,6 @@
 """Data Pipeline's answers, read once at the connection's edge: tasks, flags, expressions.
 
-A PollForTask answer becomes a :class:`~pipeworker.services.base.ReceivedTask` (objects and
+A PollForTask answer becomes a :class:`~pipeworker.services._dptask.ReceivedAttempt` (objects and
 fields as Python values, shared short values interned); an answer of the wrong shape raises
 :class:`~pipeworker.services.base.MalformedAnswer` naming what was wrong.
 """
@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeworker.services.base import FieldValue, MalformedAnswer, ReceivedTask, Ref, resolve_field
+from pipeworker.services._dptask import FieldValue, ReceivedAttempt, Ref, resolve_field
+from pipeworker.services.base import MalformedAnswer
 
 __all__ = [
     "period_seconds",
@@ -93,7 +94,7 @@ def period_seconds(text: str) -> float | None:
     return int(match[1]) * _UNIT_SECONDS[match[2].lower()]
 
 
-def task_from_wire(queue: str, task: Any) -> ReceivedTask:
+def task_from_wire(queue: str, task: Any) -> ReceivedAttempt:
     """Translate PollForTask's ``taskObject``, checking its shape as it goes.
 
     Raises:
@@ -129,7 +130,7 @@ def task_from_wire(queue: str, task: Any) -> ReceivedTask:
     attempt_id = _intern(attempt_id)
     kind = resolve_field(objects, attempt_id, "type")
     timeout = resolve_field(objects, attempt_id, "reportProgressTimeout")
-    return ReceivedTask(
+    return ReceivedAttempt(
         id=task_id,
         queue=queue,
         pipeline_id=_intern(pipeline_id),
@@ -140,7 +141,7 @@ def task_from_wire(queue: str, task: Any) -> ReceivedTask:
     )
 
 
-def poll_answer(queue: str, answer: Any) -> ReceivedTask | None:
+def poll_answer(queue: str, answer: Any) -> ReceivedAttempt | None:
     """Read PollForTask's answer: the task, or None when the hold ran out without one."""
     task = _read_object(answer).get("taskObject")
     return None if task is None else task_from_wire(queue, task)

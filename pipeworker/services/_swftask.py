@@ -99,6 +99,15 @@ class ActivityTask(BaseTask):
         self._pending = {"details": text}
         return _DONE
 
+    def log_extra(self) -> dict[str, str]:
+        """The task's ids, for ``extra=`` in log calls: ``task_id``, ``queue`` (the task list),
+        ``workflow_id`` and ``activity_id``."""
+        return {
+            **super().log_extra(),
+            "workflow_id": self.workflow_execution.workflow_id,
+            "activity_id": self.activity_id,
+        }
+
     def __repr__(self) -> str:
         kind = self.activity_type
         return f"<ActivityTask {self.activity_id!r} {kind.name}/{kind.version}>"

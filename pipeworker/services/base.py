@@ -35,16 +35,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Connection",
     "ConnectionSettings",
-    "FieldValue",
     "MalformedAnswer",
     "Outcome",
     "RateLimit",
     "ReceivedTask",
-    "Ref",
     "Service",
     "Status",
     "TaskT",
-    "resolve_field",
     "truncate_head",
     "truncate_tail",
 ]
@@ -58,39 +55,24 @@ TRUNCATION_MARKER = "...[truncated]..."
 
 
 @dataclass(frozen=True, slots=True)
-class Ref:
-    """A field value that refers to another object of the same pipeline, by id."""
-
-    id: str
-
-
-FieldValue = str | Ref | list[str | Ref]
-"""A field as a handler sees it: one value, or a list when the field holds several."""
-
-
-@dataclass(frozen=True, slots=True)
 class ReceivedTask:
     """A task as a poll delivered it, already translated from the wire.
 
     Attributes:
-        id: the token every later call for this task carries (Data Pipeline's ``taskId``).
-        queue: what was polled (Data Pipeline's worker group).
-        pipeline_id: the pipeline (or workflow) the task belongs to.
-        attempt_id: the object of this attempt; fields and expressions start from it.
-        objects: every object the task came with, by id, fields as Python values.
-        type: the activity's type (``"ShellCommandActivity"``), or None if the task has none.
+        id: the token every later call for this task carries.
+        queue: what was polled (a worker group, a task list, an activity).
+        type: the task's type where the service routes on one (``type=`` in
+            ``@worker.activity``), or None.
         lease_seconds: this task's own lease when it sets one shorter than the service's
             (Data Pipeline's ``reportProgressTimeout``, SWF's heartbeat timeout); progress is
             reported well inside it.
         attributes: what else the service delivered, for the service's own task class (SWF:
-            ``activityId``, ``activityType``, ``workflowExecution``, ``input``).
+            ``activityId``, ``activityType``, ``workflowExecution``, ``input``). A service may
+            instead subclass this class with typed fields of its own (Data Pipeline does).
     """
 
     id: str
     queue: str
-    pipeline_id: str
-    attempt_id: str
-    objects: Mapping[str, Mapping[str, FieldValue]]
     type: str | None = None
     lease_seconds: float | None = None
     attributes: Mapping[str, Any] | None = None
@@ -221,9 +203,10 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, details: Mapping[str, Any] | None = None
     ) -> bool:
-        """Keep the lease on *task*, sending *fields* along; return True if it was cancelled."""
+        """Keep the lease on *task*, sending *details* along (what the task's ``heartbeat()``
+        queued, by name); return True if it was cancelled."""
 
     @abc.abstractmethod
     async def finish(self, task: ReceivedTask, outcome: Outcome) -> None:
@@ -243,10 +226,6 @@ class Connection(abc.ABC):
     async def evaluate(self, task: ReceivedTask, expression: str) -> str:
         """Evaluate *expression* against the task's object, where the service supports it."""
         raise NotImplementedError(f"{type(self).__name__} cannot evaluate expressions")
-
-    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        """Return what the service would reject in *fields*; empty when they can be sent."""
-        return []
 
 
 class Service(abc.ABC, Generic[TaskT]):
@@ -297,39 +276,6 @@ class Service(abc.ABC, Generic[TaskT]):
     @abc.abstractmethod
     def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
         """Open a connection for a worker; closing the context closes its clients."""
-
-
-# Where a Data Pipeline object inherits from: the attempt's instance, the instance's component,
-# and the user's own `parent` chain (which the `Default` object usually ends).
-_INHERIT_FROM = ("@instanceParent", "@componentParent", "parent")
-
-
-def resolve_field(
-    objects: Mapping[str, Mapping[str, FieldValue]], start: str, key: str
-) -> FieldValue | None:
-    """Find field *key* on object *start* or, failing that, on the objects it inherits from.
-
-    Breadth-first: the object's own fields, then its instance's, its component's and each
-    ``parent`` in turn. Objects missing from *objects* are skipped; cycles are harmless.
-    """
-    pending = [start]
-    seen: set[str] = set()
-    while pending:
-        object_id = pending.pop(0)
-        if object_id in seen:
-            continue
-        seen.add(object_id)
-        fields = objects.get(object_id)
-        if fields is None:
-            continue
-        if key in fields:
-            return fields[key]
-        for link in _INHERIT_FROM:
-            target = fields.get(link)
-            for ref in target if isinstance(target, list) else [target]:
-                if isinstance(ref, Ref):
-                    pending.append(ref.id)
-    return None
 
 
 def truncate_head(text: str, limit: int) -> str:

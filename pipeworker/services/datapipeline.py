@@ -38,13 +38,21 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from functools import cache, partial
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, cast
 
-from pipeworker._model import check_value, operation_input, validate_input
+from pipeworker._model import validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError, ValidationError
 from pipeworker.services import _aws
 from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._dptask import (
+    MAX_PROGRESS_BYTES,
+    MAX_PROGRESS_FIELDS,
+    ReceivedAttempt,
+    Ref,
+    Task,
+    check_progress_fields,
+)
 from pipeworker.services._dpwire import (
     period_seconds,
     poll_answer,
@@ -60,15 +68,16 @@ from pipeworker.services.base import (
     Outcome,
     RateLimit,
     ReceivedTask,
-    Ref,
     Service,
     truncate_head,
     truncate_tail,
 )
-from pipeworker.task import Task
 
 __all__ = [
+    "MAX_PROGRESS_BYTES",
+    "MAX_PROGRESS_FIELDS",
     "DataPipeline",
+    "Task",
     "check_progress_fields",
     "map_error",
     "period_seconds",
@@ -92,9 +101,6 @@ MAX_POLL_ANSWER_BYTES = 32 << 20
 # 1 MiB also leaves room for any error page worth reading.
 MAX_REPORT_ANSWER_BYTES = 1 << 20
 
-# What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
-MAX_PROGRESS_FIELDS = 50
-MAX_PROGRESS_BYTES = 15_360
 
 ERROR_ID_LIMIT = 1024
 ERROR_MESSAGE_LIMIT = 1024  # the model sets none; the API page gives 4095 for the stack trace
@@ -142,39 +148,6 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     lease.
     """
     return _aws.map_error(operation, exc, _ERRORS)
-
-
-@cache
-def _field_shapes() -> tuple[Any, Any]:
-    shape = operation_input(SERVICE, "ReportTaskProgress")
-    assert shape is not None
-    members = shape.members["fields"].member.members  # type: ignore[attr-defined]
-    return members["key"], members["stringValue"]
-
-
-def check_progress_fields(fields: Mapping[str, str | Ref]) -> list[str]:
-    """What ReportTaskProgress would reject in *fields* (key and value lengths, characters)."""
-    key_shape, value_shape = _field_shapes()
-    problems: list[str] = []
-    if len(fields) > MAX_PROGRESS_FIELDS:
-        problems.append(
-            f"{len(fields)} fields in one report; an object holds at most {MAX_PROGRESS_FIELDS}"
-        )
-    size = sum(
-        len(key.encode("utf-8", "replace"))
-        + len((value.id if isinstance(value, Ref) else value).encode("utf-8", "replace"))
-        for key, value in fields.items()
-    )
-    if size > MAX_PROGRESS_BYTES:
-        problems.append(
-            f"the fields take {size:,} UTF-8 bytes; an object holds at most {MAX_PROGRESS_BYTES:,}"
-        )
-    for key, value in fields.items():
-        problems += check_value(key_shape, key, f"field name {key[:40]!r}")
-        text = value.id if isinstance(value, Ref) else value
-        shape = key_shape if isinstance(value, Ref) else value_shape
-        problems += check_value(shape, text, f"field {key[:40]!r}")
-    return problems
 
 
 def _clean(text: str) -> str:
@@ -321,7 +294,7 @@ class _DataPipelineConnection(AwsConnection):
         return await self.report_progress(task)
 
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, fields: Mapping[str, Any] | None = None
     ) -> bool:
         params: dict[str, Any] = {"taskId": task.id}
         if fields:
@@ -348,15 +321,13 @@ class _DataPipelineConnection(AwsConnection):
         )
 
     async def evaluate(self, task: ReceivedTask, expression: str) -> str:
+        attempt = cast(ReceivedAttempt, task)
         params = {
-            "pipelineId": task.pipeline_id,
-            "objectId": task.attempt_id,
+            "pipelineId": attempt.pipeline_id,
+            "objectId": attempt.attempt_id,
             "expression": expression,
         }
         problems = validate_input(SERVICE, "EvaluateExpression", params)
         if problems:
             raise ValidationError(f"evaluate(): {'; '.join(problems)}")
         return await self.call("EvaluateExpression", params, read_expression)
-
-    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        return check_progress_fields(fields)

@@ -54,7 +54,6 @@ from pipeworker.services.base import (
     Outcome,
     RateLimit,
     ReceivedTask,
-    Ref,
     Service,
     truncate_head,
     truncate_tail,
@@ -407,9 +406,6 @@ class _StepFunctionsConnection(AwsConnection):
         return ReceivedTask(
             id=response["taskToken"],
             queue=queue,
-            pipeline_id="",
-            attempt_id="",
-            objects={},
             lease_seconds=self._heartbeat_seconds.get(queue),
             attributes={**response, "activityArn": arn},
         )
@@ -418,7 +414,7 @@ class _StepFunctionsConnection(AwsConnection):
         return False  # the task started when GetActivityTask handed it out
 
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, fields: Mapping[str, Any] | None = None
     ) -> bool:
         await self.call("SendTaskHeartbeat", {"taskToken": task.id})
         return False  # no "cancel requested": a stop answers TaskTimedOut (a lost lease)
@@ -462,6 +458,3 @@ class _StepFunctionsConnection(AwsConnection):
 
     async def heartbeat(self, queue: str) -> bool:
         return False  # no runner heartbeat; the supervisor does not call this
-
-    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        return ["Step Functions has no progress fields: return the output instead"]

@@ -46,7 +46,6 @@ from pipeworker.services.base import (
     Outcome,
     RateLimit,
     ReceivedTask,
-    Ref,
     Service,
     truncate_head,
     truncate_tail,
@@ -354,13 +353,9 @@ class _SWFConnection(AwsConnection):
             return None
         token = response["taskToken"]
         kind = response["activityType"]
-        execution = response["workflowExecution"]
         return ReceivedTask(
             id=token,
             queue=queue,
-            pipeline_id=execution.get("workflowId") or "",
-            attempt_id=response.get("activityId") or "",
-            objects={},
             type=kind.get("name"),
             lease_seconds=await self._heartbeat_timeout(kind),
             attributes=response,
@@ -396,7 +391,7 @@ class _SWFConnection(AwsConnection):
         return False  # SWF starts the task when it hands it out
 
     async def report_progress(
-        self, task: ReceivedTask, fields: Mapping[str, str | Ref] | None = None
+        self, task: ReceivedTask, fields: Mapping[str, Any] | None = None
     ) -> bool:
         params: dict[str, Any] = {"taskToken": task.id}
         details = fields.get("details") if fields else None
@@ -426,6 +421,3 @@ class _SWFConnection(AwsConnection):
 
     async def heartbeat(self, queue: str) -> bool:
         return False  # SWF has no runner heartbeat; the supervisor does not call this
-
-    def check_progress_fields(self, fields: Mapping[str, str | Ref]) -> list[str]:
-        return ["Amazon SWF has no progress fields: use task.heartbeat(details)"]

@@ -29,7 +29,7 @@ from pipeworker.services.stepfunctions import (
 )
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:resize"
-TASK = ReceivedTask(id="token-1", queue=ARN, pipeline_id="", attempt_id="", objects={})
+TASK = ReceivedTask(id="token-1", queue=ARN)
 
 
 def answer(code: str) -> ErrorAnswer:

@@ -7,7 +7,8 @@ import pytest
 from pipeworker import Outcome, PreconditionNotMet, Ref, TaskFailed
 from pipeworker._model import validate_input
 from pipeworker._supervisor import outcome_of
-from pipeworker.services.base import ReceivedTask, resolve_field, truncate_head, truncate_tail
+from pipeworker.services._dptask import ReceivedAttempt, resolve_field
+from pipeworker.services.base import truncate_head, truncate_tail
 from pipeworker.services.datapipeline import (
     check_progress_fields,
     period_seconds,
@@ -112,7 +113,7 @@ def test_task_objects_become_python_values_with_inheritance() -> None:
         },
     }
     task = task_from_wire("wg-1", wire)
-    assert task == ReceivedTask(
+    assert task == ReceivedAttempt(
         id="task-1",
         queue="wg-1",
         pipeline_id="df-1",
