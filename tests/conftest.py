@@ -130,3 +130,18 @@ def proxy() -> Iterator[tuple[int, list[tuple[str, str | None]]]]:
     yield server.server_address[1], seen
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's threaded server (S3, SWF) on 127.0.0.1, one for the session; tests that need
+    a clean state reset it (``POST /moto-api/reset``)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

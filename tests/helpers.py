@@ -7,13 +7,16 @@ of them apply to it, and with what differences.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 from botocore.config import Config
 
+from pipeworker import DataPipeline
 from pipeworker.local import LocalConfig, LocalService
+from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
 
 __all__ = [
     "FAST",
@@ -166,3 +169,45 @@ async def eventually(
 def calls(service: LocalService, operation: str) -> int:
     """How many times the local service was called with *operation*."""
     return int(service.stats()["calls"].get(operation, 0))
+
+
+class CountingPolls(DataPipeline):
+    """Data Pipeline, counting polls in flight (per worker group and in all), the most seen, and
+    the most polls plus running handlers when a poll starts (the test's handlers keep
+    :attr:`running`)."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.by_group: dict[str, int] = {}
+        self.peak_by_group: dict[str, int] = {}
+        self.in_flight = 0
+        self.peak = 0
+        self.running = 0
+        self.busiest = 0
+
+    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
+        return self._counting(super().connect(settings))
+
+    @asynccontextmanager
+    async def _counting(
+        self, inner: AbstractAsyncContextManager[Connection]
+    ) -> AsyncIterator[Connection]:
+        async with inner as connection:
+            poll = connection.poll
+
+            async def counted(queue: str) -> ReceivedTask | None:
+                self.by_group[queue] = self.by_group.get(queue, 0) + 1
+                self.peak_by_group[queue] = max(
+                    self.peak_by_group.get(queue, 0), self.by_group[queue]
+                )
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+                self.busiest = max(self.busiest, self.in_flight + self.running)
+                try:
+                    return await poll(queue)
+                finally:
+                    self.by_group[queue] -= 1
+                    self.in_flight -= 1
+
+            connection.poll = counted  # type: ignore[method-assign]
+            yield connection

@@ -7,16 +7,13 @@ keeps Data Pipeline's production hold (90 s); only the definitions' durations ar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from pipeworker import ConfigurationError, DataPipeline, Task, Worker
+from pipeworker import ConfigurationError, Task, Worker
 from pipeworker.local import LocalConfig, LocalService
-from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
-from tests.helpers import activities, calls, eventually, instances, start_pipeline
+from tests.helpers import CountingPolls, activities, calls, eventually, instances, start_pipeline
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,42 +21,12 @@ PRODUCTION_HOLD = LocalConfig(time_scale=0.001)  # poll_hold: the default, 90 s
 assert PRODUCTION_HOLD.poll_hold == 90.0
 
 
-class PollsPerGroup(DataPipeline):
-    """Data Pipeline, counting each worker group's polls in flight (and the most seen)."""
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.in_flight: dict[str, int] = {}
-        self.peak: dict[str, int] = {}
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._counting(super().connect(settings))
-
-    @asynccontextmanager
-    async def _counting(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-
-            async def counted(queue: str) -> ReceivedTask | None:
-                self.in_flight[queue] = self.in_flight.get(queue, 0) + 1
-                self.peak[queue] = max(self.peak.get(queue, 0), self.in_flight[queue])
-                try:
-                    return await poll(queue)
-                finally:
-                    self.in_flight[queue] -= 1
-
-            connection.poll = counted  # type: ignore[method-assign]
-            yield connection
-
-
 @pytest.mark.parametrize("concurrency", [2, 10])
 async def test_an_idle_worker_group_never_starves_a_busy_one(
     make_worker: Callable[..., Worker], concurrency: int
 ) -> None:
     async with LocalService(PRODUCTION_HOLD) as service:
-        counting = PollsPerGroup()
+        counting = CountingPolls()
         worker = make_worker(
             service=counting, endpoint_url=service.endpoint_url, max_concurrency=concurrency
         )
@@ -91,7 +58,7 @@ async def test_an_idle_worker_group_never_starves_a_busy_one(
             # Far less than one 90 s hold: no task of wg-a waited behind wg-b's poll.
             await eventually(all_finished, within=30)
         assert len(done) == len(names)
-        assert counting.peak["wg-b"] == 1  # the idle group held one poll, and one slot
+        assert counting.peak_by_group["wg-b"] == 1  # the idle group held one poll, and one slot
         assert calls(service, "PollForTask") >= len(names)
 
 

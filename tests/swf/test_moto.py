@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
@@ -21,19 +21,6 @@ from .conftest import eventually
 DOMAIN = "moto-orders"
 DECIDER_LIST = "deciders"
 ACTIVITY_LIST = "orders-activities"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -54,22 +41,22 @@ async def _history(client: Any, execution: dict[str, str]) -> list[dict[str, Any
     return events
 
 
-@pytest.mark.parametrize("transport", ["lean", "aiobotocore"])
-async def test_activities_complete_and_fail_in_the_workflow_history(
-    moto_swf: Any, moto_url: str, transport: Literal["lean", "aiobotocore"]
-) -> None:
-    client = moto_swf
+async def _schedule(
+    client: Any, workflow_id: str, activities: dict[str, str | None]
+) -> dict[str, str]:
+    """Register the domain and types, start a workflow, and decide once: schedule *activities*
+    (activity type -> input) as a decider would. Returns the execution."""
     await client.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
     await client.register_workflow_type(
         domain=DOMAIN,
-        name="order",
+        name=workflow_id,
         version="1",
         defaultTaskList={"name": DECIDER_LIST},
         defaultExecutionStartToCloseTimeout="600",
         defaultTaskStartToCloseTimeout="60",
         defaultChildPolicy="TERMINATE",
     )
-    for name in ("charge", "ship"):
+    for name in activities:
         await client.register_activity_type(
             domain=DOMAIN,
             name=name,
@@ -81,11 +68,10 @@ async def test_activities_complete_and_fail_in_the_workflow_history(
             defaultTaskScheduleToCloseTimeout="600",
         )
     started = await client.start_workflow_execution(
-        domain=DOMAIN, workflowId="order-1", workflowType={"name": "order", "version": "1"}
+        domain=DOMAIN,
+        workflowId=f"{workflow_id}-1",
+        workflowType={"name": workflow_id, "version": "1"},
     )
-    execution = {"workflowId": "order-1", "runId": started["runId"]}
-
-    # The decider: one decision task, scheduling both activities.
     decision = await client.poll_for_decision_task(
         domain=DOMAIN, taskList={"name": DECIDER_LIST}, identity="test-decider"
     )
@@ -98,20 +84,33 @@ async def test_activities_complete_and_fail_in_the_workflow_history(
                 "scheduleActivityTaskDecisionAttributes": {
                     "activityType": {"name": name, "version": "1"},
                     "activityId": f"{name}-1",
-                    "input": json.dumps({"amount": 42}),
+                    **({"input": data} if data is not None else {}),
                 },
             }
-            for name in ("charge", "ship")
+            for name, data in activities.items()
         ],
     )
+    return {"workflowId": f"{workflow_id}-1", "runId": started["runId"]}
 
-    worker = Worker(
-        service=SWF(domain=DOMAIN, identity="pipeworker-test", transport=transport),
+
+def _worker(moto_url: str, transport: Literal["lean", "aiobotocore"], **service: Any) -> Worker:
+    return Worker(
+        service=SWF(domain=DOMAIN, transport=transport, **service),
         endpoint_url=moto_url,
         region="us-east-1",
         progress_interval=0.5,
         shutdown_grace=1.0,
     )
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiobotocore"])
+async def test_activities_complete_and_fail_in_the_workflow_history(
+    moto_swf: Any, moto_url: str, transport: Literal["lean", "aiobotocore"]
+) -> None:
+    client = moto_swf
+    amount = json.dumps({"amount": 42})
+    execution = await _schedule(client, "order", {"charge": amount, "ship": amount})
+    worker = _worker(moto_url, transport, identity="pipeworker-test")
 
     @worker.activity(ACTIVITY_LIST, type="charge")
     async def charge(task: ActivityTask) -> dict[str, Any]:
@@ -153,52 +152,8 @@ async def test_a_lone_surrogate_in_a_result_lands_in_the_history(
 ) -> None:
     # The lean transport used to fail to encode it (UnicodeEncodeError): the status never went.
     client = moto_swf
-    await client.register_domain(name=DOMAIN, workflowExecutionRetentionPeriodInDays="1")
-    await client.register_workflow_type(
-        domain=DOMAIN,
-        name="note",
-        version="1",
-        defaultTaskList={"name": DECIDER_LIST},
-        defaultExecutionStartToCloseTimeout="600",
-        defaultTaskStartToCloseTimeout="60",
-        defaultChildPolicy="TERMINATE",
-    )
-    await client.register_activity_type(
-        domain=DOMAIN,
-        name="note",
-        version="1",
-        defaultTaskList={"name": ACTIVITY_LIST},
-        defaultTaskHeartbeatTimeout="60",
-        defaultTaskStartToCloseTimeout="300",
-        defaultTaskScheduleToStartTimeout="300",
-        defaultTaskScheduleToCloseTimeout="600",
-    )
-    started = await client.start_workflow_execution(
-        domain=DOMAIN, workflowId="note-1", workflowType={"name": "note", "version": "1"}
-    )
-    execution = {"workflowId": "note-1", "runId": started["runId"]}
-    decision = await client.poll_for_decision_task(
-        domain=DOMAIN, taskList={"name": DECIDER_LIST}, identity="test-decider"
-    )
-    await client.respond_decision_task_completed(
-        taskToken=decision["taskToken"],
-        decisions=[
-            {
-                "decisionType": "ScheduleActivityTask",
-                "scheduleActivityTaskDecisionAttributes": {
-                    "activityType": {"name": "note", "version": "1"},
-                    "activityId": "note-1",
-                },
-            }
-        ],
-    )
-    worker = Worker(
-        service=SWF(domain=DOMAIN, transport=transport),
-        endpoint_url=moto_url,
-        region="us-east-1",
-        progress_interval=0.5,
-        shutdown_grace=1.0,
-    )
+    execution = await _schedule(client, "note", {"note": None})
+    worker = _worker(moto_url, transport)
 
     @worker.activity(ACTIVITY_LIST, type="note")
     async def note(task: ActivityTask) -> str:

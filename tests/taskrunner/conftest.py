@@ -31,18 +31,6 @@ LOCAL = LocalConfig(poll_hold=0.5, ack_timeout=5.0, time_scale=0.001)
 definitions' durations."""
 
 
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """moto's S3, one server for the session (reset before each test that uses it)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(moto_url: str) -> Iterator[Any]:
     """A boto3 S3 client for moto, state reset, with the buckets ``data`` and ``logs``."""

@@ -177,17 +177,22 @@ async def test_dropped_connections_are_retried_and_no_status_is_lost(
     assert faults.get("drop_before", 0) + faults.get("drop_after", 0) > 0
 
 
-async def test_polls_and_reports_use_separate_clients_with_their_own_profiles(
-    service: LocalService,
-) -> None:
-    settings = ConnectionSettings(
+def _settings(endpoint_url: str) -> ConnectionSettings:
+    # Three worker groups and 40 slots: the pools are sized from both.
+    return ConnectionSettings(
         region="us-east-1",
-        endpoint_url=service.endpoint_url,
+        endpoint_url=endpoint_url,
         taskrunner_id="r",
         hostname="h",
         queues=["a", "b", "c"],
         max_concurrency=40,
     )
+
+
+async def test_polls_and_reports_use_separate_clients_with_their_own_profiles(
+    service: LocalService,
+) -> None:
+    settings = _settings(service.endpoint_url)
     async with DataPipeline(transport="aiobotocore").connect(settings) as connection:
         senders = connection._senders  # type: ignore[attr-defined]
         poll = senders["PollForTask"].client.meta.config
@@ -204,14 +209,7 @@ async def test_polls_and_reports_use_separate_clients_with_their_own_profiles(
 async def test_the_lean_transport_has_separate_poll_and_report_pools(
     service: LocalService,
 ) -> None:
-    settings = ConnectionSettings(
-        region="us-east-1",
-        endpoint_url=service.endpoint_url,
-        taskrunner_id="r",
-        hostname="h",
-        queues=["a", "b", "c"],
-        max_concurrency=40,
-    )
+    settings = _settings(service.endpoint_url)
     async with DataPipeline().connect(settings) as connection:
         senders = connection._senders  # type: ignore[attr-defined]
         assert senders["PollForTask"].args == ("poll", "PollForTask")

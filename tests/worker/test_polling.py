@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-from pipeworker import DataPipeline, Task, Worker
+from pipeworker import Task, Worker
 from pipeworker.local import LocalService
-from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
-from tests.helpers import activities, calls, eventually, start_pipeline
-
-
-class CountingPolls(DataPipeline):
-    """The Data Pipeline service, counting polls in flight and the slots taken when one starts."""
-
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.in_flight = 0
-        self.peak = 0
-        self.running = 0  # handlers running, kept by the test's handler
-        self.busiest = 0  # the most polls plus running handlers seen when a poll started
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._counting(super().connect(settings))
-
-    @asynccontextmanager
-    async def _counting(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-
-            async def counted(queue: str) -> ReceivedTask | None:
-                self.in_flight += 1
-                self.peak = max(self.peak, self.in_flight)
-                self.busiest = max(self.busiest, self.in_flight + self.running)
-                try:
-                    return await poll(queue)
-                finally:
-                    self.in_flight -= 1
-
-            connection.poll = counted  # type: ignore[method-assign]
-            yield connection
+from tests.helpers import CountingPolls, activities, calls, eventually, start_pipeline
 
 
 async def test_an_idle_worker_group_holds_one_poll_and_a_busy_one_scales_up(
