@@ -14,10 +14,17 @@ from benchmarks._local import LocalProcess
 # -- 2: scale ------------------------------------------------------------------------------------
 
 
+def _progress_interval(size: int) -> float:
+    # About 1,000 progress reports a second however many tasks are in flight: what the local
+    # service answers on a busy 2-core machine beside the runner (the production cadence is
+    # 60 s; the lease is 300 s).
+    return max(0.5, size / 1000)
+
+
 def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[str, Any]]:
     rows, results = [], []
     for size in sizes:
-        progress = max(0.5, size / 2000)
+        progress = _progress_interval(size)
         with LocalProcess("--poll-hold", "1") as local:
             result = run_json(
                 [
@@ -50,7 +57,7 @@ def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[s
             [
                 *("-m", "benchmarks.pipeworker_runner", "--mode", "scale"),
                 *("--endpoint-url", local.url, "--worker-group", f"trace-{size}"),
-                *("--tasks", str(size), "--progress-interval", str(max(0.5, size / 2000))),
+                *("--tasks", str(size), "--progress-interval", str(_progress_interval(size))),
                 *("--intervals", "1", "--tracemalloc", "12"),
             ]
         )
