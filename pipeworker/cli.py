@@ -22,7 +22,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pipeworker import __version__
-from pipeworker._settings import SETTINGS, Setting, UsageError, apply_settings, resolve_settings
+from pipeworker._settings import (
+    SETTINGS,
+    ParsedSettings,
+    Setting,
+    SettingsParser,
+    UsageError,
+    add_setting_arguments,
+    apply_settings,
+    check_rows,
+    resolve_settings,
+)
 
 if TYPE_CHECKING:
     from pipeworker._importer import LoadedApp
@@ -64,15 +74,9 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        # argparse prints and exits 2 itself; raising lets main() return the code instead.
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every default is None so environment variables can fill the gaps."""
-    parser = _Parser(
+    parser = SettingsParser(
         prog="python -m pipeworker",
         description="Run a pipeworker Worker: poll AWS Data Pipeline for tasks and run them.",
         epilog=_EPILOG,
@@ -90,13 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ATTRIBUTE is a function that takes no arguments and returns the Worker",
     )
-    for setting in SETTINGS:
-        parser.add_argument(
-            *setting.flags,
-            dest=setting.dest,
-            metavar=setting.metavar,
-            help=f"{setting.help} [{setting.env}]",
-        )
+    add_setting_arguments(parser)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -145,13 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(ParsedSettings):
     """The parsed command line, settings resolved from flags and the environment.
 
     Attributes:
         app: the import string.
         factory: whether the attribute is a factory.
-        settings: the settings that were given, by ``Setting.dest``; absent means "not given".
+        settings: the settings that were given, by name; absent means "not given".
         sources: where each given setting came from (``--concurrency``, ``PIPEWORKER_REGION``).
         check: ``--check``.
         local: ``--local``.
@@ -173,16 +171,6 @@ class Options:
     parameter_values: tuple[str, ...] = ()
     parameter_values_uri: str | None = None
     parameter_objects: str | None = None
-
-    @property
-    def log_level(self) -> str:
-        """The log level, ``info`` unless given."""
-        return str(self.settings.get("log_level", "info"))
-
-    @property
-    def log_format(self) -> str:
-        """The log format, ``text`` unless given."""
-        return str(self.settings.get("log_format", "text"))
 
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
@@ -286,41 +274,13 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
             + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     print("settings:")
-    shown = {
-        "region": config.region or "(from the AWS settings)",
-        "endpoint_url": config.endpoint_url or "(AWS)",
-        "taskrunner_id": config.taskrunner_id,
-        "hostname": config.hostname,
-        "max_concurrency": str(config.max_concurrency),
-        "progress_interval": f"{config.progress_interval:g}s",
-        "heartbeat_interval": f"{config.heartbeat_interval:g}s",
-        "shutdown_grace": f"{config.shutdown_grace:g}s",
-        "shutdown_hard_deadline": f"{config.shutdown_hard_deadline:g}s",
-        "http_port": "(no endpoint)" if config.http_port is None else str(config.http_port),
-        "http_host": config.http_host,
-        "rate_limits": _describe_rate_limits(config),
-    }
-    sources = {
-        s.worker_param: options.sources[s.dest] for s in SETTINGS if s.dest in options.sources
-    }
-    width = max(map(len, shown))
-    for name, value in shown.items():
-        origin = f"  ({sources[name]})" if name in sources else ""
+    shown = check_rows(config, options)
+    width = max(len(name) for name, _, _ in shown)
+    for name, value, source in shown:
+        origin = f"  ({source})" if source else ""
         print(f"  {name.ljust(width)}  {value}{origin}")
     plural = "y" if len(activities) == 1 else "ies"
     print(f"OK: {len(activities)} activit{plural} on {len(groups)} {queue_name}(s)")
-
-
-def _describe_rate_limits(config: Any) -> str:
-    from pipeworker._pacing import resolve_rate_limits
-
-    setting = config.rate_limits
-    limits = resolve_rate_limits(setting, config.service, config.endpoint_url)
-    name = "off" if setting is None else setting if isinstance(setting, str) else "custom"
-    if limits is None:
-        return name if name == "off" else f"{name} (off for this endpoint)"
-    budgets = sorted({f"{limit.operation} {limit.rate:g}/s" for limit in limits.values()})
-    return f"{name}: {', '.join(budgets)}"
 
 
 def _fail(message: str, details: str | None = None) -> None:
