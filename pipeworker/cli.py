@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pipeworker import __version__
 from pipeworker._settings import (
@@ -48,6 +48,8 @@ __all__ = [
     "apply_settings",
     "main",
 ]
+
+ParsedT = TypeVar("ParsedT")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -181,19 +183,15 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """
     namespace = build_parser().parse_args(argv)
     settings, sources = resolve_settings(namespace, environ)
-    if namespace.local and "endpoint_url" in settings:
-        raise UsageError(
-            f"{sources['endpoint_url']} cannot be used with --local, which runs its own endpoint"
-        )
-    for flag, given in (
-        ("--pipeline", namespace.pipeline),
-        ("--keep-running", namespace.keep_running),
-        ("--parameter-values", namespace.parameter_values),
-        ("--parameter-values-uri", namespace.parameter_values_uri),
-        ("--parameter-objects", namespace.parameter_objects),
-    ):
-        if given and not namespace.local:
-            raise UsageError(f"{flag} only applies with --local")
+    check_local_options(
+        namespace,
+        sources,
+        "--pipeline",
+        "--keep-running",
+        "--parameter-values",
+        "--parameter-values-uri",
+        "--parameter-objects",
+    )
     return Options(
         app=namespace.app,
         factory=namespace.factory,
@@ -207,6 +205,23 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         parameter_values_uri=namespace.parameter_values_uri,
         parameter_objects=namespace.parameter_objects,
     )
+
+
+def check_local_options(
+    namespace: argparse.Namespace, sources: Mapping[str, str], *local_only: str
+) -> None:
+    """``--local`` runs its own endpoint, and the *local_only* flags need it (both CLIs).
+
+    Raises:
+        UsageError: an endpoint with ``--local``, or a local-only flag without it.
+    """
+    if namespace.local and "endpoint_url" in sources:
+        raise UsageError(
+            f"{sources['endpoint_url']} cannot be used with --local, which runs its own endpoint"
+        )
+    for flag in local_only:
+        if getattr(namespace, flag.lstrip("-").replace("-", "_")) and not namespace.local:
+            raise UsageError(f"{flag} only applies with --local")
 
 
 def load_worker(options: Options) -> tuple[Worker, LoadedApp]:
@@ -283,10 +298,36 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
     print(f"OK: {len(activities)} activit{plural} on {len(groups)} {queue_name}(s)")
 
 
-def _fail(message: str, details: str | None = None) -> None:
+def _fail(message: str, details: str | None = None, prog: str = "pipeworker") -> None:
     if details:
         sys.stderr.write(details if details.endswith("\n") else details + "\n")
-    sys.stderr.write(f"pipeworker: error: {message}\n")
+    sys.stderr.write(f"{prog}: error: {message}\n")
+
+
+def parse_command_line(
+    parse: Callable[[list[str], Mapping[str, str]], ParsedT],
+    build_parser: Callable[[], argparse.ArgumentParser],
+    argv: Sequence[str] | None,
+    prog: str,
+) -> ParsedT | int:
+    """``parse(arguments, environment)``, or the exit code when there is nothing to run: 2 after
+    printing the usage and the error for a :class:`UsageError`, 0 after ``--help``.
+
+    Args:
+        parse: the command line's own parser of arguments and environment.
+        build_parser: its argparse parser, for the usage line.
+        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
+        prog: the program's name, for the error line.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return parse(args, os.environ)
+    except UsageError as exc:
+        build_parser().print_usage(sys.stderr)
+        _fail(str(exc), prog=prog)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,16 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments after the program name; ``sys.argv[1:]`` when None.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options = parse_options(args, os.environ)
-    except UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        _fail(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
-
+    options = parse_command_line(parse_options, build_parser, argv, "pipeworker")
+    if isinstance(options, int):
+        return options
     if options.check and "http_port" in options.settings:
         # A probe: the running worker answers; the app is not loaded, no AWS client is made.
         return _probe(options)

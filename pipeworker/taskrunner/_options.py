@@ -24,6 +24,7 @@ from pipeworker._settings import (
     add_setting_arguments,
     resolve_settings,
 )
+from pipeworker.cli import check_local_options
 from pipeworker.taskrunner._s3 import S3Error, S3Uri
 
 __all__ = ["DEFAULT_TASKS", "Options", "build_parser", "parse_options"]
@@ -236,14 +237,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """
     namespace = build_parser().parse_args(list(argv))
     settings, sources = resolve_settings(namespace, environ)
-    if namespace.local and "endpoint_url" in settings:
-        raise UsageError(f"{sources['endpoint_url']} cannot be used with --local")
-    for flag, given in (
-        ("--pipeline", namespace.pipeline),
-        ("--keep-running", namespace.keep_running),
-    ):
-        if given and not namespace.local:
-            raise UsageError(f"{flag} only applies with --local")
+    check_local_options(namespace, sources, "--pipeline", "--keep-running")
     if namespace.local and not namespace.pipeline:
         raise UsageError("--local needs --pipeline FILE (a put-pipeline-definition JSON file)")
     if namespace.workerGroup is not None:
