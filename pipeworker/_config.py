@@ -11,7 +11,7 @@ mypy (strict) sees the config's fields and their types, so ``config.progress_int
 ``float`` to every module that reads it, and :func:`setting` makes mypy check each row's default
 and check against its field's type. ``Worker(...)``'s typed keywords are :class:`WorkerSettings`,
 a TypedDict (mypy cannot derive one from a dataclass, and the accepted types differ: durations
-are seconds or ``timedelta``); ``tests/worker/test_settings_table.py`` pins its names and types
+are seconds or ``timedelta``); ``tests/cli/test_settings_table.py`` pins its names and types
 to the table.
 
 To add a setting: add a field here (and its key to :class:`WorkerSettings`). It is then a
