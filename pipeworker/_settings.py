@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeworker._config import WORKER_SETTINGS, make_config
+from pipeworker._config import WORKER_SETTINGS, WorkerConfig, make_config
 from pipeworker._setting import ENV_PREFIX, Setting, choice, env_name
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def add_setting_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     rows: Iterable[Setting] = SETTINGS,
     default_texts: Mapping[str, str] | None = None,
+    worker_default: str = "Worker default",
 ) -> None:
     """An option for each row with flags; the default is None, so the environment can fill it.
 
@@ -115,12 +116,14 @@ def add_setting_arguments(
         rows: the settings.
         default_texts: how the defaults read where this command line's differ (the task
             runner's concurrency), by setting name.
+        worker_default: what a Worker setting's default is called: ``Worker default`` where an
+            app's ``Worker(...)`` may have set another value.
     """
     for row in rows:
         if not row.flags:
             continue
         default = (default_texts or {}).get(row.name) or row.describe_default()
-        whose = "Worker default" if row.is_worker_setting else "default"
+        whose = worker_default if row.is_worker_setting else "default"
         parser.add_argument(
             *row.flags,
             dest=row.name,
@@ -234,7 +237,7 @@ def apply_settings(worker: Worker, options: GivenSettings) -> None:
 
 
 def check_rows(
-    config: Any, options: GivenSettings, rows: Iterable[Setting] = ROWS
+    config: WorkerConfig, options: GivenSettings, rows: Iterable[Setting] = ROWS
 ) -> list[tuple[str, str, str | None]]:
     """``--check``'s settings: ``(name, value as shown, where it came from or None)`` for each
     row (the service aside, which ``--check`` names in its header)."""

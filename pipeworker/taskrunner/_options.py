@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         "runner's too)"
     )
     add_setting_arguments(
-        own, default_texts={"max_concurrency": f"{DEFAULT_TASKS}, as the Java runner"}
+        own,
+        default_texts={"max_concurrency": f"{DEFAULT_TASKS}, as the Java runner"},
+        worker_default="default",
     )
     own.add_argument(
         "--log-upload-interval",
