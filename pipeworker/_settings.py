@@ -75,6 +75,8 @@ CLI_SETTINGS: tuple[Setting, ...] = (
 )
 """The command line's own settings: not ``Worker(...)`` keywords."""
 
+_CLI_DEFAULTS = {row.name: row.default for row in CLI_SETTINGS}
+
 ROWS: tuple[Setting, ...] = WORKER_SETTINGS + CLI_SETTINGS
 """Every setting: the Worker's, then the command line's own."""
 
@@ -182,13 +184,13 @@ class ParsedSettings:
 
     @property
     def log_level(self) -> str:
-        """The log level, ``info`` unless given."""
-        return str(self.settings.get("log_level", "info"))
+        """The log level, the row's default (``info``) unless given."""
+        return str(self.settings.get("log_level", _CLI_DEFAULTS["log_level"]))
 
     @property
     def log_format(self) -> str:
-        """The log format, ``text`` unless given."""
-        return str(self.settings.get("log_format", "text"))
+        """The log format, the row's default (``text``) unless given."""
+        return str(self.settings.get("log_format", _CLI_DEFAULTS["log_format"]))
 
 
 def apply_settings(worker: Worker, options: GivenSettings) -> None:
