@@ -19,10 +19,20 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pipeworker import __version__
-from pipeworker._settings import SETTINGS, Setting, UsageError, apply_settings, resolve_settings
+from pipeworker._settings import (
+    SETTINGS,
+    ParsedSettings,
+    Setting,
+    SettingsParser,
+    UsageError,
+    add_setting_arguments,
+    apply_settings,
+    check_rows,
+    resolve_settings,
+)
 
 if TYPE_CHECKING:
     from pipeworker._importer import LoadedApp
@@ -38,6 +48,8 @@ __all__ = [
     "apply_settings",
     "main",
 ]
+
+ParsedT = TypeVar("ParsedT")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -64,15 +76,9 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        # argparse prints and exits 2 itself; raising lets main() return the code instead.
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every default is None so environment variables can fill the gaps."""
-    parser = _Parser(
+    parser = SettingsParser(
         prog="python -m pipeworker",
         description="Run a pipeworker Worker: poll AWS Data Pipeline for tasks and run them.",
         epilog=_EPILOG,
@@ -90,13 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ATTRIBUTE is a function that takes no arguments and returns the Worker",
     )
-    for setting in SETTINGS:
-        parser.add_argument(
-            *setting.flags,
-            dest=setting.dest,
-            metavar=setting.metavar,
-            help=f"{setting.help} [{setting.env}]",
-        )
+    add_setting_arguments(parser)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -145,13 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(ParsedSettings):
     """The parsed command line, settings resolved from flags and the environment.
 
     Attributes:
         app: the import string.
         factory: whether the attribute is a factory.
-        settings: the settings that were given, by ``Setting.dest``; absent means "not given".
+        settings: the settings that were given, by name; absent means "not given".
         sources: where each given setting came from (``--concurrency``, ``PIPEWORKER_REGION``).
         check: ``--check``.
         local: ``--local``.
@@ -174,16 +174,6 @@ class Options:
     parameter_values_uri: str | None = None
     parameter_objects: str | None = None
 
-    @property
-    def log_level(self) -> str:
-        """The log level, ``info`` unless given."""
-        return str(self.settings.get("log_level", "info"))
-
-    @property
-    def log_format(self) -> str:
-        """The log format, ``text`` unless given."""
-        return str(self.settings.get("log_format", "text"))
-
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """Parse *argv* and fill unset settings from *environ*.
@@ -193,19 +183,15 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """
     namespace = build_parser().parse_args(argv)
     settings, sources = resolve_settings(namespace, environ)
-    if namespace.local and "endpoint_url" in settings:
-        raise UsageError(
-            f"{sources['endpoint_url']} cannot be used with --local, which runs its own endpoint"
-        )
-    for flag, given in (
-        ("--pipeline", namespace.pipeline),
-        ("--keep-running", namespace.keep_running),
-        ("--parameter-values", namespace.parameter_values),
-        ("--parameter-values-uri", namespace.parameter_values_uri),
-        ("--parameter-objects", namespace.parameter_objects),
-    ):
-        if given and not namespace.local:
-            raise UsageError(f"{flag} only applies with --local")
+    check_local_options(
+        namespace,
+        sources,
+        "--pipeline",
+        "--keep-running",
+        "--parameter-values",
+        "--parameter-values-uri",
+        "--parameter-objects",
+    )
     return Options(
         app=namespace.app,
         factory=namespace.factory,
@@ -219,6 +205,23 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         parameter_values_uri=namespace.parameter_values_uri,
         parameter_objects=namespace.parameter_objects,
     )
+
+
+def check_local_options(
+    namespace: argparse.Namespace, sources: Mapping[str, str], *local_only: str
+) -> None:
+    """``--local`` runs its own endpoint, and the *local_only* flags need it (both CLIs).
+
+    Raises:
+        UsageError: an endpoint with ``--local``, or a local-only flag without it.
+    """
+    if namespace.local and "endpoint_url" in sources:
+        raise UsageError(
+            f"{sources['endpoint_url']} cannot be used with --local, which runs its own endpoint"
+        )
+    for flag in local_only:
+        if getattr(namespace, flag.lstrip("-").replace("-", "_")) and not namespace.local:
+            raise UsageError(f"{flag} only applies with --local")
 
 
 def load_worker(options: Options) -> tuple[Worker, LoadedApp]:
@@ -286,47 +289,45 @@ def _print_check(worker: Worker, loaded: LoadedApp, options: Options) -> None:
             + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     print("settings:")
-    shown = {
-        "region": config.region or "(from the AWS settings)",
-        "endpoint_url": config.endpoint_url or "(AWS)",
-        "taskrunner_id": config.taskrunner_id,
-        "hostname": config.hostname,
-        "max_concurrency": str(config.max_concurrency),
-        "progress_interval": f"{config.progress_interval:g}s",
-        "heartbeat_interval": f"{config.heartbeat_interval:g}s",
-        "shutdown_grace": f"{config.shutdown_grace:g}s",
-        "shutdown_hard_deadline": f"{config.shutdown_hard_deadline:g}s",
-        "http_port": "(no endpoint)" if config.http_port is None else str(config.http_port),
-        "http_host": config.http_host,
-        "rate_limits": _describe_rate_limits(config),
-    }
-    sources = {
-        s.worker_param: options.sources[s.dest] for s in SETTINGS if s.dest in options.sources
-    }
-    width = max(map(len, shown))
-    for name, value in shown.items():
-        origin = f"  ({sources[name]})" if name in sources else ""
+    shown = check_rows(config, options)
+    width = max(len(name) for name, _, _ in shown)
+    for name, value, source in shown:
+        origin = f"  ({source})" if source else ""
         print(f"  {name.ljust(width)}  {value}{origin}")
     plural = "y" if len(activities) == 1 else "ies"
     print(f"OK: {len(activities)} activit{plural} on {len(groups)} {queue_name}(s)")
 
 
-def _describe_rate_limits(config: Any) -> str:
-    from pipeworker._pacing import resolve_rate_limits
-
-    setting = config.rate_limits
-    limits = resolve_rate_limits(setting, config.service, config.endpoint_url)
-    name = "off" if setting is None else setting if isinstance(setting, str) else "custom"
-    if limits is None:
-        return name if name == "off" else f"{name} (off for this endpoint)"
-    budgets = sorted({f"{limit.operation} {limit.rate:g}/s" for limit in limits.values()})
-    return f"{name}: {', '.join(budgets)}"
-
-
-def _fail(message: str, details: str | None = None) -> None:
+def _fail(message: str, details: str | None = None, prog: str = "pipeworker") -> None:
     if details:
         sys.stderr.write(details if details.endswith("\n") else details + "\n")
-    sys.stderr.write(f"pipeworker: error: {message}\n")
+    sys.stderr.write(f"{prog}: error: {message}\n")
+
+
+def parse_command_line(
+    parse: Callable[[list[str], Mapping[str, str]], ParsedT],
+    build_parser: Callable[[], argparse.ArgumentParser],
+    argv: Sequence[str] | None,
+    prog: str,
+) -> ParsedT | int:
+    """``parse(arguments, environment)``, or the exit code when there is nothing to run: 2 after
+    printing the usage and the error for a :class:`UsageError`, 0 after ``--help``.
+
+    Args:
+        parse: the command line's own parser of arguments and environment.
+        build_parser: its argparse parser, for the usage line.
+        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
+        prog: the program's name, for the error line.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return parse(args, os.environ)
+    except UsageError as exc:
+        build_parser().print_usage(sys.stderr)
+        _fail(str(exc), prog=prog)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,16 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments after the program name; ``sys.argv[1:]`` when None.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options = parse_options(args, os.environ)
-    except UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        _fail(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
-
+    options = parse_command_line(parse_options, build_parser, argv, "pipeworker")
+    if isinstance(options, int):
+        return options
     if options.check and "http_port" in options.settings:
         # A probe: the running worker answers; the app is not loaded, no AWS client is made.
         return _probe(options)

@@ -22,9 +22,8 @@ import inspect
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, Unpack
 
 from pipeworker._activities import (
     MARK,
@@ -38,7 +37,7 @@ from pipeworker._activities import (
 
 # WorkerConfig and PROGRESS_JITTER live in _config; they stay importable from here.
 from pipeworker._config import PROGRESS_JITTER as PROGRESS_JITTER
-from pipeworker._config import WorkerConfig, make_config
+from pipeworker._config import WorkerConfig, WorkerSettings, make_config, settings_doc
 from pipeworker._context import inside_worker
 from pipeworker.exceptions import ConfigurationError
 from pipeworker.services.base import Outcome, Service
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
     from pipeworker._events import Observer
     from pipeworker._health import Operations
     from pipeworker._metrics import Metrics
-    from pipeworker._pacing import RateLimitSetting
     from pipeworker.services._dptask import Task
 
 # T is the task class of the worker's service: Task (Data Pipeline, the default), ActivityTask
@@ -99,44 +97,17 @@ class Worker(Generic[T]):
     Each instance registers its own bound methods, so instances never share registrations.
 
     Args:
-        service: the service to poll; ``DataPipeline()`` by default, or ``SWF(domain=...)``.
-        region: AWS region; None reads the usual AWS settings (environment, config files).
-        endpoint_url: another endpoint, for example the local service's.
-        taskrunner_id: the runner's id, unique in the account; by default
-            ``pipeworker-<host>-<pid>-<random>``, new for each Worker.
-        hostname: the host reported to the service; by default the host's FQDN.
-        max_concurrency: the most tasks run at once, across all worker groups (default 10).
-            A worker only polls while it has a free slot.
-        progress_interval: seconds (or a timedelta) between progress reports of a running task,
-            jittered by ±10%; default 60. Must stay well inside the service's lease.
-        heartbeat_interval: seconds between runner heartbeats; default 900 (15 minutes).
-        shutdown_grace: seconds running tasks get to finish after a stop is requested, before
-            they are cancelled and reported FAILED with ``RunnerShutdown``; default 25 (with the
-            hard deadline, Kubernetes' default 30 s termination period).
-        shutdown_hard_deadline: seconds after the grace for cancelled handlers to end and final
-            statuses to land; default 5. Then the stop gives up: handlers that ignore their
-            cancellation are named and left behind, undelivered statuses are logged at ERROR,
-            and ``serve()`` returns. A stop thus always ends within grace + hard deadline.
+        service: the service to poll; ``DataPipeline()`` by default, or ``SWF(domain=...)``,
+            ``StepFunctions()``.
         observer: told about every event of the running worker (see ``pipeworker._events``),
             beside the metrics; None by default.
-        http_port: serve ``/healthz``, ``/readyz`` and ``/metrics`` on this port while running;
-            None (the default) serves nothing, 0 picks a free port (see :attr:`http_url`).
-        http_host: the address the endpoint binds; ``127.0.0.1`` by default.
-        loop_stall_threshold: seconds the event loop may go without running before a WARNING
-            names the activity blocking it; default 1; None switches the watchdog off.
-        health_max_loop_lag: ``/healthz`` answers 503 while the loop is blocked (or lags)
-            longer than this; default 5 seconds.
-        ready_max_call_age: ``/readyz`` answers 503 when no service call succeeded for this
-            long; default 300 seconds (two long polls with their read timeout, and more).
-        rate_limits: pace calls by the account's rate limits. ``"service"``: the budgets the
-            service declares (Data Pipeline: PollForTask 2/s, ReportTaskProgress 10/s,
-            SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100), one shared budget
-            per operation; acknowledgements and final statuses go first, then progress reports
-            by the soonest lease end, then polls. None (or ``"off"``): no pacing. ``"auto"``
-            (the default): ``"service"`` when talking to AWS (no ``endpoint_url``, or one under
-            ``amazonaws.com``), off for any other endpoint such as the local service. A mapping
-            of connection methods to :class:`~pipeworker.services.base.RateLimit` gives the
-            budgets explicitly. Throttles are retried either way.
+        **settings: the settings below (:class:`~pipeworker._config.WorkerSettings`), each
+            checked once into the frozen :attr:`config`. Durations are seconds or a timedelta.
+
+    Settings (from the table in ``pipeworker._config``; each with flags can also be given on
+    the command line or by its ``PIPEWORKER_*`` variable, which win over these):
+
+        {settings}
 
     Raises:
         ConfigurationError: a setting is invalid; the message names it.
@@ -154,41 +125,10 @@ class Worker(Generic[T]):
         self,
         *,
         service: Service[T] | None = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        taskrunner_id: str | None = None,
-        hostname: str | None = None,
-        max_concurrency: int = 10,
-        progress_interval: float | timedelta = 60.0,
-        heartbeat_interval: float | timedelta = 900.0,
-        shutdown_grace: float | timedelta = 25.0,
-        shutdown_hard_deadline: float | timedelta = 5.0,
         observer: Observer | None = None,
-        http_port: int | None = None,
-        http_host: str = "127.0.0.1",
-        loop_stall_threshold: float | timedelta | None = 1.0,
-        health_max_loop_lag: float | timedelta = 5.0,
-        ready_max_call_age: float | timedelta = 300.0,
-        rate_limits: RateLimitSetting | Literal["off"] = "auto",
+        **settings: Unpack[WorkerSettings],
     ) -> None:
-        self.config = make_config(
-            service=service,
-            region=region,
-            endpoint_url=endpoint_url,
-            taskrunner_id=taskrunner_id,
-            hostname=hostname,
-            max_concurrency=max_concurrency,
-            progress_interval=progress_interval,
-            heartbeat_interval=heartbeat_interval,
-            shutdown_grace=shutdown_grace,
-            shutdown_hard_deadline=shutdown_hard_deadline,
-            http_port=http_port,
-            http_host=http_host,
-            loop_stall_threshold=loop_stall_threshold,
-            health_max_loop_lag=health_max_loop_lag,
-            ready_max_call_age=ready_max_call_age,
-            rate_limits=rate_limits,
-        )
+        self.config = make_config(service=service, **settings)
         self._observer = observer
         self._metrics: Metrics | None = None
         self._operations: Operations | None = None
@@ -475,6 +415,10 @@ class Worker(Generic[T]):
 
         async with handle_signals(self._request_stop):
             await self._serve(None)
+
+
+# The settings' part of the docstring comes from the table, so help(Worker) cannot drift from it.
+Worker.__doc__ = (Worker.__doc__ or "").replace("        {settings}", settings_doc(" " * 8))
 
 
 def _task_annotation(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pipeworker.cli import UsageError
+from pipeworker.cli import parse_command_line
 from pipeworker.taskrunner._options import (
     DEFAULT_TASKS,
     PROG,
@@ -91,15 +91,9 @@ def build_runner(options: Options) -> TaskRunner:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the task runner; return the exit code (0 stopped, 1 failed, 2 usage error)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        options = parse_options(args, os.environ)
-    except UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        _fail(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    options = parse_command_line(parse_options, build_parser, argv, PROG)
+    if isinstance(options, int):
+        return options
     try:
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

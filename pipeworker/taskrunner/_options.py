@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pipeworker.cli import SETTINGS, UsageError
+from pipeworker._settings import (
+    ParsedSettings,
+    SettingsParser,
+    UsageError,
+    add_setting_arguments,
+    resolve_settings,
+)
+from pipeworker.cli import check_local_options
 from pipeworker.taskrunner._s3 import S3Error, S3Uri
 
 __all__ = ["DEFAULT_TASKS", "Options", "build_parser", "parse_options"]
@@ -49,14 +56,9 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser; defaults are None so environment variables can fill pipeworker's settings."""
-    parser = _Parser(
+    parser = SettingsParser(
         prog=PROG,
         description="Run AWS Data Pipeline's ShellCommandActivity and preconditions on this "
         "machine: a drop-in replacement for the Java Task Runner.",
@@ -84,16 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeworker options (--endpoint, --region, --taskrunnerId and --tasks are the Java "
         "runner's too)"
     )
-    for setting in SETTINGS:
-        help_text = setting.help
-        if setting.dest == "concurrency":
-            help_text = f"the most tasks run at once (default: {DEFAULT_TASKS}, as the Java runner)"
-        own.add_argument(
-            *setting.flags,
-            dest=setting.dest,
-            metavar=setting.metavar,
-            help=f"{help_text} [{setting.env}]",
-        )
+    add_setting_arguments(
+        own,
+        default_texts={"max_concurrency": f"{DEFAULT_TASKS}, as the Java runner"},
+        worker_default="default",
+    )
     own.add_argument(
         "--log-upload-interval",
         metavar="SECONDS",
@@ -119,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(ParsedSettings):
     """The parsed command line.
 
     Attributes:
         worker_groups: the worker groups to poll.
-        settings: pipeworker settings given, by ``Setting.dest``.
+        settings: pipeworker settings given, by name.
         sources: where each came from.
         output: the ``--output`` directory.
         log_uri: ``--logUri``.
@@ -149,16 +146,6 @@ class Options:
     local: bool = False
     pipeline: str | None = None
     keep_running: bool = False
-
-    @property
-    def log_level(self) -> str:
-        """``--log-level``, info by default."""
-        return str(self.settings.get("log_level", "info"))
-
-    @property
-    def log_format(self) -> str:
-        """``--log-format``, text by default."""
-        return str(self.settings.get("log_format", "text"))
 
 
 def _seconds(flag: str, text: str | None, default: float, minimum: float = 0.0) -> float:
@@ -243,29 +230,6 @@ def _definition_groups(path: str) -> tuple[str, ...]:
     return tuple(sorted(groups))
 
 
-def _settings(
-    namespace: argparse.Namespace, environ: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    settings: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for setting in SETTINGS:
-        text, source = getattr(namespace, setting.dest), setting.flags[0]
-        if setting.dest == "taskrunner_id" and text is not None:
-            source = "--taskrunnerId"
-        elif setting.dest == "concurrency" and text is not None:
-            source = "--tasks"
-        if text is None:
-            text, source = environ.get(setting.env) or None, setting.env
-        if text is None:
-            continue
-        try:
-            settings[setting.dest] = setting.convert(text)
-        except ValueError as exc:
-            raise UsageError(f"{source}: {exc}") from None
-        sources[setting.dest] = source
-    return settings, sources
-
-
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """Parse *argv*, filling pipeworker's settings from *environ*.
 
@@ -274,15 +238,8 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
             that do not go together.
     """
     namespace = build_parser().parse_args(list(argv))
-    settings, sources = _settings(namespace, environ)
-    if namespace.local and "endpoint_url" in settings:
-        raise UsageError(f"{sources['endpoint_url']} cannot be used with --local")
-    for flag, given in (
-        ("--pipeline", namespace.pipeline),
-        ("--keep-running", namespace.keep_running),
-    ):
-        if given and not namespace.local:
-            raise UsageError(f"{flag} only applies with --local")
+    settings, sources = resolve_settings(namespace, environ)
+    check_local_options(namespace, sources, "--pipeline", "--keep-running")
     if namespace.local and not namespace.pipeline:
         raise UsageError("--local needs --pipeline FILE (a put-pipeline-definition JSON file)")
     if namespace.workerGroup is not None:
