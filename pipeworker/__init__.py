@@ -29,6 +29,7 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover (run from a 
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
+    from pipeworker._config import WorkerSettings
     from pipeworker._events import Observer
     from pipeworker.services._dptask import Ref, Task
     from pipeworker.services.base import Outcome, RateLimit
@@ -63,6 +64,7 @@ __all__ = [  # noqa: RUF022
     "TransientServiceError",
     "ValidationError",
     "Worker",
+    "WorkerSettings",
 ]
 
 _LAZY = {
@@ -79,6 +81,7 @@ _LAZY = {
     "StepFunctionsTask": "pipeworker.services.stepfunctions",
     "Task": "pipeworker.services._dptask",
     "Worker": "pipeworker.worker",
+    "WorkerSettings": "pipeworker._config",
 }
 
 

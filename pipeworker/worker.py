@@ -80,7 +80,7 @@ class Worker(Generic[T]):
     with ``@Worker.activity(...)`` and override the lifecycle hooks::
 
         class Exporter(Worker):
-            def __init__(self, *, dsn: str, **settings: Any) -> None:
+            def __init__(self, *, dsn: str, **settings: Unpack[WorkerSettings]) -> None:
                 super().__init__(**settings)
                 self.dsn = dsn
 

@@ -33,6 +33,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "TransientServiceError",
         "ValidationError",
         "Worker",
+        "WorkerSettings",
     ]
     assert sorted(pipeworker.__all__) == pipeworker.__all__
 

@@ -53,6 +53,7 @@ USER_CODE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_handler_typed_for_another_services_task_is_a_type_error(tmp_path: Path) -> None:
     module = tmp_path / "user_app.py"
     module.write_text(USER_CODE)
