@@ -137,6 +137,10 @@ class LoopMonitor:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
+        if self.stall is not None:
+            # The loop is running this, so the stall is over; the watchdog stopped before it saw
+            # the loop tick again (a worker that stops right after the block).
+            self._free_again(self.stall, max(self.longest_gap, time.monotonic() - self._last_tick))
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         self._expected = loop.time() + self.interval
@@ -186,16 +190,19 @@ class LoopMonitor:
                         extra={**stall.extra, "activity": stall.activity or stall.where},
                     )
             elif last != stalled_since:
-                ended, self.stall = self.stall, None
                 stalled_since = None
-                assert ended is not None
-                stall = ended
-                log.warning(
-                    "event loop free again after %.1fs blocked by %s",
-                    self.longest_gap - self.interval,
-                    stall.describe(),
-                    extra={**stall.extra, "activity": stall.activity or stall.where},
-                )
+                ended = self.stall
+                if ended is not None:
+                    self._free_again(ended, self.longest_gap)
+
+    def _free_again(self, stall: Stall, gap: float) -> None:
+        self.stall = None
+        log.warning(
+            "event loop free again after %.1fs blocked by %s",
+            gap - self.interval,
+            stall.describe(),
+            extra={**stall.extra, "activity": stall.activity or stall.where},
+        )
 
     def _find_blocker(self) -> Stall:
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
