@@ -56,6 +56,7 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
+from pipeworker.services._description import ErrorRules, ServiceDescription
 from pipeworker.services._signed import ErrorAnswer, Profile, SignedTransport
 from pipeworker.services.base import Connection, ConnectionSettings, MalformedAnswer
 
@@ -153,23 +154,6 @@ def report_pool(configured: int | None, settings: ConnectionSettings) -> int:
 # -- errors ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorRules:
-    """What a service's error codes mean beyond the shared table.
-
-    Attributes:
-        lease_lost: codes that mean the task is not this runner's any more.
-        lease_operations: the operations about a held task, where those codes mean a lost
-            lease; elsewhere (a poll, which holds no lease) they are rejections.
-        throttling: the service's own codes that mean "slow down" (Step Functions'
-            ``ActivityWorkerLimitExceeded``), retried with backoff like the shared ones.
-    """
-
-    lease_lost: frozenset[str]
-    lease_operations: frozenset[str]
-    throttling: frozenset[str] = frozenset()
-
-
 def map_error(operation: str, exc: Exception, rules: ErrorRules) -> PipeworkerError:
     """Translate what either transport raised for *operation* into the exception tree.
 
@@ -261,24 +245,38 @@ class Wire:
     """How a service is reached, for :func:`open_senders`.
 
     Attributes:
-        signing_name: botocore's service name, also the SigV4 signing name (``"swf"``).
-        target_prefix: the ``X-Amz-Target`` prefix (``"SimpleWorkflowService"``).
-        content_type: ``application/x-amz-json-1.0`` or ``-1.1``.
+        description: the service's names, prefix and JSON version (and everything else both the
+            worker and the local service read).
         operations: every operation sent, as its aiobotocore method and profile
             (``"poll"`` or ``"report"``).
         lean: the operations the lean transport sends; the others always go through aiobotocore.
         max_answer_bytes: the lean transport's answer cap, per profile.
-        client_name: botocore's service name when it is not the signing name (Step Functions:
-            ``"stepfunctions"``, signed as ``"states"``).
     """
 
-    signing_name: str
-    target_prefix: str
-    content_type: str
+    description: ServiceDescription
     operations: Mapping[str, tuple[str, str]]
     lean: frozenset[str]
     max_answer_bytes: Mapping[str, int]
-    client_name: str | None = None
+
+    @property
+    def signing_name(self) -> str:
+        """The SigV4 signing name (``"swf"``, ``"states"``)."""
+        return self.description.signing_name
+
+    @property
+    def client_name(self) -> str:
+        """botocore's service name (``"stepfunctions"``, signed as ``"states"``)."""
+        return self.description.name
+
+    @property
+    def target_prefix(self) -> str:
+        """The ``X-Amz-Target`` prefix (``"SimpleWorkflowService"``)."""
+        return self.description.target_prefix
+
+    @property
+    def content_type(self) -> str:
+        """``application/x-amz-json-1.0`` or ``-1.1``."""
+        return self.description.content_type
 
 
 def _profile_not_found(exc: ProfileNotFound) -> ConfigurationError:
@@ -346,7 +344,7 @@ async def open_senders(
                 )
                 clients[name] = await stack.enter_async_context(
                     session.create_client(
-                        wire.client_name or wire.signing_name,
+                        wire.client_name,
                         region_name=settings.region,
                         endpoint_url=settings.endpoint_url,
                         config=config,

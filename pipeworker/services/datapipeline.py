@@ -44,7 +44,8 @@ from typing import Any, Final
 from pipeworker._model import check_value, operation_input, validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError, ValidationError
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._dpdescription import DATA_PIPELINE
 from pipeworker.services._dpwire import (
     period_seconds,
     poll_answer,
@@ -58,7 +59,6 @@ from pipeworker.services.base import (
     ConnectionSettings,
     MalformedAnswer,
     Outcome,
-    RateLimit,
     ReceivedTask,
     Ref,
     Service,
@@ -77,8 +77,8 @@ __all__ = [
     "task_from_wire",
 ]
 
-SERVICE: Final = "datapipeline"
-POLL_HOLD = 90.0
+SERVICE: Final = DATA_PIPELINE.name
+POLL_HOLD = DATA_PIPELINE.poll_hold
 """How long the service holds a PollForTask open when it has no task."""
 
 # The largest legitimate PollForTask answer: a task carries its attempt, instance and component
@@ -93,32 +93,21 @@ MAX_POLL_ANSWER_BYTES = 32 << 20
 MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 # What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
-MAX_PROGRESS_FIELDS = 50
-MAX_PROGRESS_BYTES = 15_360
+MAX_PROGRESS_FIELDS = DATA_PIPELINE.limits["progress_fields"]
+MAX_PROGRESS_BYTES = DATA_PIPELINE.limits["progress_bytes"]
 
-ERROR_ID_LIMIT = 1024
-ERROR_MESSAGE_LIMIT = 1024  # the model sets none; the API page gives 4095 for the stack trace
-ERROR_STACK_LIMIT = 1024
+ERROR_ID_LIMIT = DATA_PIPELINE.limits["error_id"]
+ERROR_MESSAGE_LIMIT = DATA_PIPELINE.limits["error_message"]
+ERROR_STACK_LIMIT = DATA_PIPELINE.limits["error_stack_trace"]
 RESERVED_ERROR_PREFIX = "Service_"
 
 log = logging.getLogger("pipeworker.datapipeline")
 
-# PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
-_ERRORS = ErrorRules(
-    lease_lost=frozenset(
-        {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
-    ),
-    lease_operations=frozenset(
-        {"ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat", "EvaluateExpression"}
-    ),
-)
 # Everything outside the model's character pattern: control characters and lone surrogates.
 _OUTSIDE_PATTERN = re.compile("[^\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff\r\n\t]")
 
 _WIRE = Wire(
-    signing_name=SERVICE,
-    target_prefix="DataPipeline",
-    content_type="application/x-amz-json-1.1",
+    DATA_PIPELINE,
     operations={
         "PollForTask": ("poll_for_task", "poll"),
         "ReportTaskProgress": ("report_task_progress", "report"),
@@ -141,7 +130,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     PipelineNotFoundException and PipelineDeletedException on a call about a task are a lost
     lease.
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, DATA_PIPELINE.errors)
 
 
 @cache
@@ -202,14 +191,7 @@ def status_params(task_id: str, outcome: Outcome) -> dict[str, Any]:
     return params
 
 
-_PROGRESS_BUDGET = RateLimit("ReportTaskProgress", rate=10.0, burst=100.0)
-RATE_LIMITS: Final = {
-    "poll": RateLimit("PollForTask", rate=2.0, burst=100.0),
-    "acknowledge": _PROGRESS_BUDGET,
-    "report_progress": _PROGRESS_BUDGET,
-    "finish": RateLimit("SetTaskStatus", rate=10.0, burst=100.0),
-    "heartbeat": RateLimit("ReportTaskRunnerHeartbeat", rate=1.0, burst=100.0),
-}
+RATE_LIMITS: Final = DATA_PIPELINE.pacing()
 """The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
 
 
@@ -231,9 +213,7 @@ class DataPipeline(_aws.TransportSwitch, Service):
     name = SERVICE
     queue_name = "worker group"
     rate_limits = RATE_LIMITS
-    # A task handed to an aborted poll is offered again after the 2-minute acknowledgement
-    # window, so a stop need not wait out a 90 s hold.
-    poll_stop = "abort"
+    poll_stop = DATA_PIPELINE.poll_stop
 
     @property
     def task_class(self) -> type[Task]:
@@ -242,17 +222,16 @@ class DataPipeline(_aws.TransportSwitch, Service):
     def __init__(
         self,
         *,
-        lease: float | timedelta = timedelta(minutes=5),
-        poll_read_timeout: float = POLL_HOLD + 30.0,
+        lease: float | timedelta = timedelta(seconds=DATA_PIPELINE.lease_seconds),
+        poll_read_timeout: float = DATA_PIPELINE.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
         self.transport: Transport = _aws.check_transport(transport)
         self.lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else lease
-        if poll_read_timeout <= POLL_HOLD:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must exceed the {POLL_HOLD:g}s poll hold"
-            )
+        problem = DATA_PIPELINE.poll_read_timeout_problem(poll_read_timeout)
+        if problem is not None:
+            raise ConfigurationError(problem)
         self.poll_read_timeout = poll_read_timeout
         self.report_pool_size = report_pool_size
 
@@ -289,7 +268,7 @@ class DataPipeline(_aws.TransportSwitch, Service):
 
 
 class _DataPipelineConnection(AwsConnection):
-    errors = _ERRORS
+    errors = DATA_PIPELINE.errors
     log = log
 
     def __init__(self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings) -> None:

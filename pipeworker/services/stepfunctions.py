@@ -45,7 +45,8 @@ from pipeworker.exceptions import (
     TransientServiceError,
 )
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._sfndescription import STEP_FUNCTIONS
 from pipeworker.services._sfntask import StepFunctionsTask
 from pipeworker.services.base import (
     Connection,
@@ -74,17 +75,17 @@ __all__ = [
     "rate_limits_for",
 ]
 
-SERVICE: Final = "stepfunctions"
-SIGNING_NAME: Final = "states"
-POLL_HOLD = 60.0
+SERVICE: Final = STEP_FUNCTIONS.name
+SIGNING_NAME: Final = STEP_FUNCTIONS.signing_name
+POLL_HOLD = STEP_FUNCTIONS.poll_hold
 """How long Step Functions holds a GetActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = 65.0
+MIN_POLL_READ_TIMEOUT = STEP_FUNCTIONS.min_poll_read_timeout
 
-OUTPUT_LIMIT = 262_144
+OUTPUT_LIMIT = STEP_FUNCTIONS.limits["output"]
 """The most UTF-8 bytes of SendTaskSuccess's output."""
-ERROR_LIMIT = 256
-CAUSE_LIMIT = 32_768
-WORKER_NAME_LIMIT = 80
+ERROR_LIMIT = STEP_FUNCTIONS.limits["error"]
+CAUSE_LIMIT = STEP_FUNCTIONS.limits["cause"]
+WORKER_NAME_LIMIT = STEP_FUNCTIONS.limits["worker_name"]
 # Of a cut cause, the message keeps at most this much of the head; the trace's tail the rest.
 _CAUSE_MESSAGE_SHARE = 4096
 
@@ -100,17 +101,8 @@ MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 log = logging.getLogger("pipeworker.stepfunctions")
 
-_TASK_OPERATIONS = frozenset({"SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure"})
-_ERRORS = ErrorRules(
-    lease_lost=frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}),
-    lease_operations=_TASK_OPERATIONS,
-    throttling=frozenset({"ActivityWorkerLimitExceeded", "KmsThrottlingException"}),
-)
 _WIRE = Wire(
-    signing_name=SIGNING_NAME,
-    client_name=SERVICE,
-    target_prefix="AWSStepFunctions",
-    content_type="application/x-amz-json-1.0",
+    STEP_FUNCTIONS,
     operations={
         "GetActivityTask": ("get_activity_task", "poll"),
         "SendTaskHeartbeat": ("send_task_heartbeat", "report"),
@@ -119,29 +111,19 @@ _WIRE = Wire(
         "ListActivities": ("list_activities", "report"),
         "CreateActivity": ("create_activity", "report"),
     },
-    lean=_TASK_OPERATIONS | {"GetActivityTask"},
+    lean=STEP_FUNCTIONS.worker_operations,
     max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
 )
 _ACTIVITY_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:activity:[^:\s]+")
 # Step Functions' rule for names: no whitespace, brackets, wildcards, specials or controls.
 _BAD_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]")
-# Where the account's buckets are larger (the API reference's quotas page).
-_LARGE_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 
 
 def rate_limits_for(region: str | None) -> dict[str, RateLimit]:
     """The account's per-call buckets in *region*, by connection method: 3,000 burst and 500
     per second in us-east-1, us-west-2 and eu-west-1; 1,500 and 300 elsewhere (and when the
     region is unknown, the conservative reading)."""
-    burst, rate = (3000.0, 500.0) if region in _LARGE_REGIONS else (1500.0, 300.0)
-    # SendTaskSuccess and SendTaskFailure have a bucket each; one shared budget for both is the
-    # conservative reading (a worker cannot know in advance how its tasks end).
-    finish = RateLimit("SendTaskSuccess/Failure", rate=rate, burst=burst)
-    return {
-        "poll": RateLimit("GetActivityTask", rate=rate, burst=burst),
-        "report_progress": RateLimit("SendTaskHeartbeat", rate=rate, burst=burst),
-        "finish": finish,
-    }
+    return STEP_FUNCTIONS.pacing(region)
 
 
 def map_error(operation: str, exc: Exception) -> PipeworkerError:
@@ -150,7 +132,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     TaskTimedOut, TaskDoesNotExist and InvalidToken on a call with a token are a lost lease;
     ActivityWorkerLimitExceeded and KmsThrottlingException are throttles (retried with backoff).
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, STEP_FUNCTIONS.errors)
 
 
 def output_text(result: Any) -> str:
@@ -231,7 +213,8 @@ class StepFunctions(_aws.TransportSwitch, Service):
     name = SERVICE
     queue_name = "activity ARN"
     typed_tasks = False
-    lease_seconds = float("inf")  # each state sets its own HeartbeatSeconds, or none
+    lease_seconds = STEP_FUNCTIONS.lease_seconds
+    poll_stop = STEP_FUNCTIONS.poll_stop
 
     def __init__(
         self,
@@ -239,7 +222,7 @@ class StepFunctions(_aws.TransportSwitch, Service):
         worker_name: str | None = None,
         heartbeat_seconds: Mapping[str, float] | None = None,
         create_activities: bool = False,
-        poll_read_timeout: float = POLL_HOLD + 15.0,
+        poll_read_timeout: float = STEP_FUNCTIONS.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
@@ -257,11 +240,9 @@ class StepFunctions(_aws.TransportSwitch, Service):
                     f"heartbeat_seconds[{activity!r}] must be the state's HeartbeatSeconds "
                     f"(a number > 0), got {seconds!r}"
                 )
-        if poll_read_timeout < MIN_POLL_READ_TIMEOUT:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must be at least "
-                f"{MIN_POLL_READ_TIMEOUT:g}s (Step Functions holds a poll for {POLL_HOLD:g}s)"
-            )
+        problem = STEP_FUNCTIONS.poll_read_timeout_problem(poll_read_timeout)
+        if problem is not None:
+            raise ConfigurationError(problem)
         self.worker_name = worker_name
         self.heartbeat_seconds = beats
         self.create_activities = bool(create_activities)
@@ -347,7 +328,7 @@ def _read_activity_task(answer: Any) -> dict[str, Any] | None:
 
 class _StepFunctionsConnection(AwsConnection):
     runner_heartbeat = False
-    errors = _ERRORS
+    errors = STEP_FUNCTIONS.errors
     log = log
 
     def __init__(

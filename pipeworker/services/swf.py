@@ -37,14 +37,14 @@ from typing import Any, Final
 from pipeworker._model import validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._swfdescription import SWF_DESCRIPTION
 from pipeworker.services._swftask import ActivityTask, ActivityType, WorkflowExecution
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
     MalformedAnswer,
     Outcome,
-    RateLimit,
     ReceivedTask,
     Ref,
     Service,
@@ -63,15 +63,15 @@ __all__ = [
     "result_text",
 ]
 
-SERVICE: Final = "swf"
-POLL_HOLD = 60.0
+SERVICE: Final = SWF_DESCRIPTION.name
+POLL_HOLD = SWF_DESCRIPTION.poll_hold
 """How long SWF holds a PollForActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = 70.0
+MIN_POLL_READ_TIMEOUT = SWF_DESCRIPTION.min_poll_read_timeout
 
-RESULT_LIMIT = 32768
-REASON_LIMIT = 256
-DETAILS_LIMIT = 32768
-IDENTITY_LIMIT = 256
+RESULT_LIMIT = SWF_DESCRIPTION.limits["result"]
+REASON_LIMIT = SWF_DESCRIPTION.limits["reason"]
+DETAILS_LIMIT = SWF_DESCRIPTION.limits["details"]
+IDENTITY_LIMIT = SWF_DESCRIPTION.limits["identity"]
 
 # The largest legitimate PollForActivityTask answer: input (<= 32,768 characters, at most 12
 # bytes each once JSON-escaped: a surrogate pair as two \uXXXX) plus the token (<= 1,024) and a
@@ -83,23 +83,8 @@ MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 log = logging.getLogger("pipeworker.swf")
 
-# Calls that carry a task token: UnknownResourceFault there means the token is dead (the task
-# timed out, was cancelled or its execution closed); on a poll it means the domain is unknown.
-_ERRORS = ErrorRules(
-    lease_lost=frozenset({"UnknownResourceFault"}),
-    lease_operations=frozenset(
-        {
-            "RecordActivityTaskHeartbeat",
-            "RespondActivityTaskCompleted",
-            "RespondActivityTaskFailed",
-            "RespondActivityTaskCanceled",
-        }
-    ),
-)
 _WIRE = Wire(
-    signing_name=SERVICE,
-    target_prefix="SimpleWorkflowService",
-    content_type="application/x-amz-json-1.0",
+    SWF_DESCRIPTION,
     operations={
         "PollForActivityTask": ("poll_for_activity_task", "poll"),
         "DescribeActivityType": ("describe_activity_type", "report"),
@@ -109,7 +94,7 @@ _WIRE = Wire(
         "RespondActivityTaskCanceled": ("respond_activity_task_canceled", "report"),
     },
     # DescribeActivityType is sent once per activity type: it stays on aiobotocore.
-    lean=_ERRORS.lease_operations | {"PollForActivityTask"},
+    lean=SWF_DESCRIPTION.worker_operations,
     max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
 )
 # SWF's naming rule for domains and task lists (the model checks only lengths): no ':', '/',
@@ -125,7 +110,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     closed); on a poll it means the domain does not exist. LimitExceededException and the
     throttling codes are throttles, retried with backoff.
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, SWF_DESCRIPTION.errors)
 
 
 def result_text(result: Any) -> str:
@@ -178,16 +163,7 @@ def _default_identity(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:IDENTITY_LIMIT]
 
 
-# Each Respond* call has its own bucket on AWS; one shared budget for all three is the
-# conservative reading (a runner cannot know in advance how its tasks will end).
-_RESPOND_BUDGET = RateLimit("RespondActivityTask*", rate=200.0, burst=2000.0)
-RATE_LIMITS: Final = {
-    "poll": RateLimit("PollForActivityTask", rate=200.0, burst=2000.0),
-    # acknowledge() sends nothing on SWF: only the heartbeats are paced.
-    "report_progress": RateLimit("RecordActivityTaskHeartbeat", rate=160.0, burst=2000.0),
-    "finish": _RESPOND_BUDGET,
-    "canceled": _RESPOND_BUDGET,
-}
+RATE_LIMITS: Final = SWF_DESCRIPTION.pacing()
 """The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
 
 
@@ -215,15 +191,16 @@ class SWF(_aws.TransportSwitch, Service):
     name = SERVICE
     queue_name = "task list"
     # No service-wide lease: each activity type sets its own heartbeat timeout (or none).
-    lease_seconds = float("inf")
+    lease_seconds = SWF_DESCRIPTION.lease_seconds
     rate_limits = RATE_LIMITS
+    poll_stop = SWF_DESCRIPTION.poll_stop
 
     def __init__(
         self,
         *,
         domain: str,
         identity: str | None = None,
-        poll_read_timeout: float = POLL_HOLD + 15.0,
+        poll_read_timeout: float = SWF_DESCRIPTION.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
@@ -239,11 +216,9 @@ class SWF(_aws.TransportSwitch, Service):
             problems = self._identity_problems(identity)
             if problems:
                 raise ConfigurationError(f"invalid SWF identity: {'; '.join(problems)}")
-        if poll_read_timeout < MIN_POLL_READ_TIMEOUT:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must be at least "
-                f"{MIN_POLL_READ_TIMEOUT:g}s (SWF holds a poll for {POLL_HOLD:g}s)"
-            )
+        problem = SWF_DESCRIPTION.poll_read_timeout_problem(poll_read_timeout)
+        if problem is not None:
+            raise ConfigurationError(problem)
         self.domain = domain
         self.identity = identity
         self.poll_read_timeout = poll_read_timeout
@@ -335,7 +310,7 @@ def _read_cancel_requested(answer: Any) -> bool:
 
 class _SWFConnection(AwsConnection):
     runner_heartbeat = False
-    errors = _ERRORS
+    errors = SWF_DESCRIPTION.errors
     log = log
 
     def __init__(self, senders: Mapping[str, _aws.Sender], domain: str, identity: str) -> None:
