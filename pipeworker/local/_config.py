@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from pipeworker.services._dpdescription import DATA_PIPELINE
+
 __all__ = ["LocalConfig"]
 
 
@@ -50,8 +52,9 @@ class LocalConfig:
             restarts (every answered call is saved first); None keeps state in memory only.
     """
 
-    poll_hold: float = 90.0
-    ack_timeout: float = 120.0
+    # Data Pipeline's (SWF's and Step Functions' holds are at most their own 60 s).
+    poll_hold: float = DATA_PIPELINE.poll_hold
+    ack_timeout: float = DATA_PIPELINE.ack_window or 0.0
     default_report_progress_timeout: float = 900.0
     time_scale: float = 1.0
     rate_limits: bool = False
