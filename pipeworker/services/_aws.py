@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeVar
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore import xform_name
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -83,6 +84,9 @@ Sender = Callable[[Mapping[str, Any]], Awaitable[Any]]
 """Sends one operation's parameters and returns the decoded answer."""
 
 REPORT_READ_TIMEOUT = 30.0
+MAX_REPORT_ANSWER_BYTES = 1 << 20
+"""The lean transport's cap on an answer other than a poll's (progress, status, heartbeat: a
+few bytes when all is well; 1 MiB also leaves room for any error page worth reading)."""
 CONNECT_TIMEOUT = 10.0
 
 # What AWS answers a request it cannot authenticate: never worth sending again as it is.
@@ -245,18 +249,35 @@ class Wire:
     """How a service is reached, for :func:`open_senders`.
 
     Attributes:
-        description: the service's names, prefix and JSON version (and everything else both the
-            worker and the local service read).
-        operations: every operation sent, as its aiobotocore method and profile
-            (``"poll"`` or ``"report"``).
-        lean: the operations the lean transport sends; the others always go through aiobotocore.
-        max_answer_bytes: the lean transport's answer cap, per profile.
+        description: the service's names, prefix, JSON version and long poll (and everything
+            else both the worker and the local service read).
+        lean: the operations the lean transport sends.
+        slow: the operations always sent through aiobotocore (rare ones: once at start, or
+            seldom enough that botocore's CPU does not matter).
+        max_poll_answer_bytes: the lean transport's cap on a poll's answer.
+        max_report_answer_bytes: its cap on any other answer.
     """
 
     description: ServiceDescription
-    operations: Mapping[str, tuple[str, str]]
     lean: frozenset[str]
-    max_answer_bytes: Mapping[str, int]
+    slow: frozenset[str]
+    max_poll_answer_bytes: int
+    max_report_answer_bytes: int = MAX_REPORT_ANSWER_BYTES
+
+    @property
+    def operations(self) -> dict[str, tuple[str, str]]:
+        """Every operation sent, as its aiobotocore method and profile: the long poll on
+        ``"poll"``, the rest on ``"report"``."""
+        poll = self.description.poll_operation
+        return {
+            operation: (xform_name(operation), "poll" if operation == poll else "report")
+            for operation in sorted(self.lean | self.slow)
+        }
+
+    @property
+    def max_answer_bytes(self) -> dict[str, int]:
+        """The lean transport's answer cap, per profile."""
+        return {"poll": self.max_poll_answer_bytes, "report": self.max_report_answer_bytes}
 
     @property
     def signing_name(self) -> str:

@@ -88,9 +88,7 @@ POLL_HOLD = DATA_PIPELINE.poll_hold
 # and id/name: under 100 KB per object, under 10 MB per task even if every byte were escaped.
 # 32 MiB is three times that, and ten times the object limit at realistic (<= 2x) escaping.
 MAX_POLL_ANSWER_BYTES = 32 << 20
-# ReportTaskProgress / SetTaskStatus / heartbeat answers are a few bytes ({"canceled":false});
-# 1 MiB also leaves room for any error page worth reading.
-MAX_REPORT_ANSWER_BYTES = 1 << 20
+MAX_REPORT_ANSWER_BYTES = _aws.MAX_REPORT_ANSWER_BYTES
 
 # What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
 MAX_PROGRESS_FIELDS = DATA_PIPELINE.limits["progress_fields"]
@@ -108,18 +106,9 @@ _OUTSIDE_PATTERN = re.compile("[^\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 
 _WIRE = Wire(
     DATA_PIPELINE,
-    operations={
-        "PollForTask": ("poll_for_task", "poll"),
-        "ReportTaskProgress": ("report_task_progress", "report"),
-        "SetTaskStatus": ("set_task_status", "report"),
-        "ReportTaskRunnerHeartbeat": ("report_task_runner_heartbeat", "report"),
-        "EvaluateExpression": ("evaluate_expression", "report"),
-    },
-    # EvaluateExpression is rare: it stays on aiobotocore.
-    lean=frozenset(
-        {"PollForTask", "ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat"}
-    ),
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    lean=DATA_PIPELINE.worker_operations - {"EvaluateExpression"},
+    slow=frozenset({"EvaluateExpression"}),  # rare: it stays on aiobotocore
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 
 

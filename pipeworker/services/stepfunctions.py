@@ -97,22 +97,14 @@ RESULT_TOO_LARGE = "ResultTooLarge"
 # GetActivityTask's largest answer: input up to 256 KiB characters, each at most 12 bytes once
 # JSON-escaped, plus a token of <= 2,048: about 3.2 MB. 4 MiB leaves room.
 MAX_POLL_ANSWER_BYTES = 4 << 20
-MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 log = logging.getLogger("pipeworker.stepfunctions")
 
 _WIRE = Wire(
     STEP_FUNCTIONS,
-    operations={
-        "GetActivityTask": ("get_activity_task", "poll"),
-        "SendTaskHeartbeat": ("send_task_heartbeat", "report"),
-        "SendTaskSuccess": ("send_task_success", "report"),
-        "SendTaskFailure": ("send_task_failure", "report"),
-        "ListActivities": ("list_activities", "report"),
-        "CreateActivity": ("create_activity", "report"),
-    },
     lean=STEP_FUNCTIONS.worker_operations,
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    slow=frozenset({"ListActivities", "CreateActivity"}),  # once at start
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 _ACTIVITY_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:activity:[^:\s]+")
 # Step Functions' rule for names: no whitespace, brackets, wildcards, specials or controls.

@@ -77,25 +77,15 @@ IDENTITY_LIMIT = SWF_DESCRIPTION.limits["identity"]
 # bytes each once JSON-escaped: a surrogate pair as two \uXXXX) plus the token (<= 1,024) and a
 # few names of <= 256: under 450 KB. 2 MiB is over four times that.
 MAX_POLL_ANSWER_BYTES = 2 << 20
-# Heartbeat and Respond* answers are a few bytes ({"cancelRequested":false}); 1 MiB also leaves
-# room for any error page worth reading.
-MAX_REPORT_ANSWER_BYTES = 1 << 20
+MAX_REPORT_ANSWER_BYTES = _aws.MAX_REPORT_ANSWER_BYTES
 
 log = logging.getLogger("pipeworker.swf")
 
 _WIRE = Wire(
     SWF_DESCRIPTION,
-    operations={
-        "PollForActivityTask": ("poll_for_activity_task", "poll"),
-        "DescribeActivityType": ("describe_activity_type", "report"),
-        "RecordActivityTaskHeartbeat": ("record_activity_task_heartbeat", "report"),
-        "RespondActivityTaskCompleted": ("respond_activity_task_completed", "report"),
-        "RespondActivityTaskFailed": ("respond_activity_task_failed", "report"),
-        "RespondActivityTaskCanceled": ("respond_activity_task_canceled", "report"),
-    },
-    # DescribeActivityType is sent once per activity type: it stays on aiobotocore.
     lean=SWF_DESCRIPTION.worker_operations,
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    slow=frozenset({"DescribeActivityType"}),  # once per activity type
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 # SWF's naming rule for domains and task lists (the model checks only lengths): no ':', '/',
 # '|' or control characters, and not the literal string "arn".
