@@ -45,6 +45,7 @@ class ServiceDescription:
     Attributes:
         name: botocore's service (and model) name, also the worker's ``Service.name``.
         title: the service's name in messages (``"Step Functions"``).
+        queue_name: what a queue is called in this service (``"worker group"``).
         signing_name: the SigV4 signing name (Step Functions: ``states``).
         target_prefix: the ``X-Amz-Target`` prefix (``DataPipeline``).
         json_version: ``"1.0"`` or ``"1.1"`` (``application/x-amz-json-<version>``).
@@ -75,6 +76,7 @@ class ServiceDescription:
 
     name: str
     title: str
+    queue_name: str
     signing_name: str
     target_prefix: str
     json_version: Literal["1.0", "1.1"]

@@ -20,6 +20,7 @@ _BURST = 100.0
 DATA_PIPELINE: Final = ServiceDescription(
     name="datapipeline",
     title="Data Pipeline",
+    queue_name="worker group",
     signing_name="datapipeline",
     target_prefix="DataPipeline",
     json_version="1.1",

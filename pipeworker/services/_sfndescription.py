@@ -33,6 +33,7 @@ def _buckets(rate: float, burst: float) -> dict[str, RateLimit]:
 STEP_FUNCTIONS: Final = ServiceDescription(
     name="stepfunctions",
     title="Step Functions",
+    queue_name="activity ARN",
     signing_name="states",
     target_prefix="AWSStepFunctions",
     json_version="1.0",

@@ -33,6 +33,7 @@ _TOKEN_OPERATIONS = frozenset(
 SWF_DESCRIPTION: Final = ServiceDescription(
     name="swf",
     title="SWF",
+    queue_name="task list",
     signing_name="swf",
     target_prefix="SimpleWorkflowService",
     json_version="1.0",

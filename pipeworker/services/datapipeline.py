@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache, partial
 from typing import Any, Final
 
 from pipeworker._model import check_value, operation_input, validate_input
-from pipeworker.exceptions import ConfigurationError, PipeworkerError, ValidationError
+from pipeworker.exceptions import PipeworkerError, ValidationError
 from pipeworker.services import _aws
 from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
 from pipeworker.services._dpdescription import DATA_PIPELINE
 from pipeworker.services._dpwire import (
     period_seconds,
@@ -61,7 +61,6 @@ from pipeworker.services.base import (
     Outcome,
     ReceivedTask,
     Ref,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -180,11 +179,7 @@ def status_params(task_id: str, outcome: Outcome) -> dict[str, Any]:
     return params
 
 
-RATE_LIMITS: Final = DATA_PIPELINE.pacing()
-"""The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
-
-
-class DataPipeline(_aws.TransportSwitch, Service):
+class DataPipeline(AwsService):
     """AWS Data Pipeline (2012-10-29): the task-runner calls, as the default service.
 
     Args:
@@ -199,10 +194,8 @@ class DataPipeline(_aws.TransportSwitch, Service):
             call; ``"aiobotocore"`` sends every call through aiobotocore clients.
     """
 
-    name = SERVICE
-    queue_name = "worker group"
-    rate_limits = RATE_LIMITS
-    poll_stop = DATA_PIPELINE.poll_stop
+    description = DATA_PIPELINE
+    wire = _WIRE
 
     @property
     def task_class(self) -> type[Task]:
@@ -216,13 +209,12 @@ class DataPipeline(_aws.TransportSwitch, Service):
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         self.lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else lease
-        problem = DATA_PIPELINE.poll_read_timeout_problem(poll_read_timeout)
-        if problem is not None:
-            raise ConfigurationError(problem)
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"DataPipeline(lease={self.lease_seconds:g}, transport={self.transport!r})"
@@ -241,19 +233,14 @@ class DataPipeline(_aws.TransportSwitch, Service):
             {"taskrunnerId": taskrunner_id, "hostname": hostname},
         )
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            # Polls never outnumber free slots: one connection per slot, and one to spare.
-            poll_pool=settings.max_concurrency + 1,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            yield _DataPipelineConnection(senders, settings)
+    def poll_pool(self, settings: ConnectionSettings) -> int:
+        """Polls never outnumber free slots: one connection per slot, and one to spare."""
+        return settings.max_concurrency + 1
+
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        return _DataPipelineConnection(senders, settings)
 
 
 class _DataPipelineConnection(AwsConnection):

@@ -33,8 +33,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pipeworker._model import validate_input
@@ -46,6 +45,7 @@ from pipeworker.exceptions import (
 )
 from pipeworker.services import _aws
 from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
 from pipeworker.services._sfndescription import STEP_FUNCTIONS
 from pipeworker.services._sfntask import StepFunctionsTask
 from pipeworker.services.base import (
@@ -56,7 +56,6 @@ from pipeworker.services.base import (
     RateLimit,
     ReceivedTask,
     Ref,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -176,7 +175,7 @@ def _default_worker_name(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:WORKER_NAME_LIMIT]
 
 
-class StepFunctions(_aws.TransportSwitch, Service):
+class StepFunctions(AwsService):
     """AWS Step Functions (2016-11-23) activity workers.
 
     ``Worker(service=StepFunctions())`` polls the activities its handlers name:
@@ -202,11 +201,9 @@ class StepFunctions(_aws.TransportSwitch, Service):
         ConfigurationError: a setting breaks Step Functions' rules; the message says how.
     """
 
-    name = SERVICE
-    queue_name = "activity ARN"
+    description = STEP_FUNCTIONS
+    wire = _WIRE
     typed_tasks = False
-    lease_seconds = STEP_FUNCTIONS.lease_seconds
-    poll_stop = STEP_FUNCTIONS.poll_stop
 
     def __init__(
         self,
@@ -218,7 +215,11 @@ class StepFunctions(_aws.TransportSwitch, Service):
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         if worker_name is not None:
             if not isinstance(worker_name, str):
                 raise ConfigurationError(f"worker_name must be a string, got {worker_name!r}")
@@ -232,14 +233,9 @@ class StepFunctions(_aws.TransportSwitch, Service):
                     f"heartbeat_seconds[{activity!r}] must be the state's HeartbeatSeconds "
                     f"(a number > 0), got {seconds!r}"
                 )
-        problem = STEP_FUNCTIONS.poll_read_timeout_problem(poll_read_timeout)
-        if problem is not None:
-            raise ConfigurationError(problem)
         self.worker_name = worker_name
         self.heartbeat_seconds = beats
         self.create_activities = bool(create_activities)
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"StepFunctions(transport={self.transport!r})"
@@ -276,29 +272,23 @@ class StepFunctions(_aws.TransportSwitch, Service):
         """Check the workerName polls will carry (the default one is cut to 80 characters)."""
         return self._worker_name_problems(self.worker_name or _default_worker_name(hostname))
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients, resolve bare activity names; close both after."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            connection = _StepFunctionsConnection(
-                senders,
-                self.worker_name or _default_worker_name(settings.hostname),
-                self.heartbeat_seconds,
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        """The connection, bare activity names resolved (and created if asked)."""
+        connection = _StepFunctionsConnection(
+            senders,
+            self.worker_name or _default_worker_name(settings.hostname),
+            self.heartbeat_seconds,
+        )
+        unknown = sorted(set(self.heartbeat_seconds) - set(settings.queues))
+        if unknown:
+            raise ConfigurationError(
+                f"heartbeat_seconds names {', '.join(map(repr, unknown))}, which no handler "
+                "polls: use the activity ARN or name its handler was registered with"
             )
-            unknown = sorted(set(self.heartbeat_seconds) - set(settings.queues))
-            if unknown:
-                raise ConfigurationError(
-                    f"heartbeat_seconds names {', '.join(map(repr, unknown))}, which no handler "
-                    "polls: use the activity ARN or name its handler was registered with"
-                )
-            await connection.resolve(settings.queues, create=self.create_activities)
-            yield connection
+        await connection.resolve(settings.queues, create=self.create_activities)
+        return connection
 
 
 def _read_activity_task(answer: Any) -> dict[str, Any] | None:

@@ -30,14 +30,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pipeworker._model import validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError
 from pipeworker.services import _aws
 from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
 from pipeworker.services._swfdescription import SWF_DESCRIPTION
 from pipeworker.services._swftask import ActivityTask, ActivityType, WorkflowExecution
 from pipeworker.services.base import (
@@ -47,7 +47,6 @@ from pipeworker.services.base import (
     Outcome,
     ReceivedTask,
     Ref,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -153,11 +152,7 @@ def _default_identity(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:IDENTITY_LIMIT]
 
 
-RATE_LIMITS: Final = SWF_DESCRIPTION.pacing()
-"""The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
-
-
-class SWF(_aws.TransportSwitch, Service):
+class SWF(AwsService):
     """Amazon SWF (2012-01-25) activity workers.
 
     ``Worker(service=SWF(domain="orders"))`` polls the task lists its handlers name:
@@ -178,12 +173,9 @@ class SWF(_aws.TransportSwitch, Service):
         ConfigurationError: the domain or identity breaks SWF's rules; the message says how.
     """
 
-    name = SERVICE
-    queue_name = "task list"
     # No service-wide lease: each activity type sets its own heartbeat timeout (or none).
-    lease_seconds = SWF_DESCRIPTION.lease_seconds
-    rate_limits = RATE_LIMITS
-    poll_stop = SWF_DESCRIPTION.poll_stop
+    description = SWF_DESCRIPTION
+    wire = _WIRE
 
     def __init__(
         self,
@@ -194,7 +186,11 @@ class SWF(_aws.TransportSwitch, Service):
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         if not isinstance(domain, str):
             raise ConfigurationError(f"SWF domain must be a string, got {domain!r}")
         problems = validate_input(
@@ -206,13 +202,8 @@ class SWF(_aws.TransportSwitch, Service):
             problems = self._identity_problems(identity)
             if problems:
                 raise ConfigurationError(f"invalid SWF identity: {'; '.join(problems)}")
-        problem = SWF_DESCRIPTION.poll_read_timeout_problem(poll_read_timeout)
-        if problem is not None:
-            raise ConfigurationError(problem)
         self.domain = domain
         self.identity = identity
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
@@ -244,18 +235,11 @@ class SWF(_aws.TransportSwitch, Service):
         """Check the identity polls will carry (the default one is cut to 256 characters)."""
         return self._identity_problems(self.identity or _default_identity(hostname))
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            identity = self.identity or _default_identity(settings.hostname)
-            yield _SWFConnection(senders, self.domain, identity)
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        identity = self.identity or _default_identity(settings.hostname)
+        return _SWFConnection(senders, self.domain, identity)
 
 
 def _member(answer: Mapping[str, Any], name: str, expected: type | tuple[type, ...]) -> Any:
