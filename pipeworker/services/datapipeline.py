@@ -77,8 +77,6 @@ __all__ = [
 ]
 
 SERVICE: Final = DATA_PIPELINE.name
-POLL_HOLD = DATA_PIPELINE.poll_hold
-"""How long the service holds a PollForTask open when it has no task."""
 
 # The largest legitimate PollForTask answer: a task carries its attempt, instance and component
 # objects and what they refer to, at most the pipeline's 100 objects (AWS's default limit), each

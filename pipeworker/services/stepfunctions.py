@@ -75,10 +75,6 @@ __all__ = [
 ]
 
 SERVICE: Final = STEP_FUNCTIONS.name
-SIGNING_NAME: Final = STEP_FUNCTIONS.signing_name
-POLL_HOLD = STEP_FUNCTIONS.poll_hold
-"""How long Step Functions holds a GetActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = STEP_FUNCTIONS.min_poll_read_timeout
 
 OUTPUT_LIMIT = STEP_FUNCTIONS.limits["output"]
 """The most UTF-8 bytes of SendTaskSuccess's output."""

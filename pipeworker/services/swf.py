@@ -63,9 +63,6 @@ __all__ = [
 ]
 
 SERVICE: Final = SWF_DESCRIPTION.name
-POLL_HOLD = SWF_DESCRIPTION.poll_hold
-"""How long SWF holds a PollForActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = SWF_DESCRIPTION.min_poll_read_timeout
 
 RESULT_LIMIT = SWF_DESCRIPTION.limits["result"]
 REASON_LIMIT = SWF_DESCRIPTION.limits["reason"]
