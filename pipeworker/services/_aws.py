@@ -57,6 +57,7 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
+from pipeworker.services._answers import kind, read_object
 from pipeworker.services._description import ErrorRules, ServiceDescription
 from pipeworker.services._signed import ErrorAnswer, Profile, SignedTransport
 from pipeworker.services.base import Connection, ConnectionSettings, MalformedAnswer
@@ -224,21 +225,6 @@ def _map_answer(
     if code in _SERVER_CODES or status >= 500:
         return TransientServiceError(message, operation=operation, code=code or str(status))
     return RequestRejected(message, operation=operation, code=code or str(status))
-
-
-# -- answers ---------------------------------------------------------------------------------
-
-
-def kind(value: Any) -> str:
-    """How a wrong member is named in a MalformedAnswer: ``missing``, ``a list``, ..."""
-    return "missing" if value is None else f"a {type(value).__name__}"
-
-
-def read_object(answer: Any) -> dict[str, Any]:
-    """*answer* if it is a JSON object (every answer must be, even an empty one)."""
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is {kind(answer)}, not a JSON object")
-    return answer
 
 
 # -- the clients -----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any, Final
 from pipeworker._model import validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError
 from pipeworker.services import _aws
+from pipeworker.services._answers import read_flag, read_member
 from pipeworker.services._aws import AwsConnection, Transport, Wire
 from pipeworker.services._awsservice import AwsService
 from pipeworker.services._swfdescription import SWF_DESCRIPTION
@@ -43,7 +44,6 @@ from pipeworker.services._swftask import ActivityTask, ActivityType, WorkflowExe
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
-    MalformedAnswer,
     Outcome,
     ReceivedTask,
     Ref,
@@ -239,21 +239,14 @@ class SWF(AwsService):
         return _SWFConnection(senders, self.domain, identity)
 
 
-def _member(answer: Mapping[str, Any], name: str, expected: type | tuple[type, ...]) -> Any:
-    value = answer.get(name)
-    if value is not None and not isinstance(value, expected):
-        raise MalformedAnswer(f"{name} is {_aws.kind(value)}: {str(value)[:80]}")
-    return value
-
-
 def _read_activity_task(answer: Any) -> dict[str, Any] | None:
     """PollForActivityTask's answer, its members checked; None when no task came."""
     response = _aws.read_object(answer)
-    token = _member(response, "taskToken", str)
+    token = read_member(response, "taskToken", str)
     if not token:
         return None  # moto omits it, SWF sends ""
-    kind = _member(response, "activityType", dict) or {}
-    execution = _member(response, "workflowExecution", dict) or {}
+    kind = read_member(response, "activityType", dict) or {}
+    execution = read_member(response, "workflowExecution", dict) or {}
     # Checked here so the task's properties (activity_id, input, ...) can trust them.
     for mapping, name in (
         (response, "activityId"),
@@ -263,20 +256,17 @@ def _read_activity_task(answer: Any) -> dict[str, Any] | None:
         (execution, "workflowId"),
         (execution, "runId"),
     ):
-        _member(mapping, name, str)
-    _member(response, "startedEventId", int)
+        read_member(mapping, name, str)
+    read_member(response, "startedEventId", int)
     return {**response, "activityType": kind, "workflowExecution": execution}
 
 
 def _read_configuration(answer: Any) -> Mapping[str, Any]:
-    return _member(_aws.read_object(answer), "configuration", dict) or {}
+    return read_member(_aws.read_object(answer), "configuration", dict) or {}
 
 
-def _read_cancel_requested(answer: Any) -> bool:
-    value = _aws.read_object(answer).get("cancelRequested", False)
-    if value.__class__ is not bool:
-        raise MalformedAnswer(f"cancelRequested is {_aws.kind(value)}, not a boolean")
-    return bool(value)
+# SWF's model requires cancelRequested; moto leaves it out (and never cancels).
+_read_cancel_requested = read_flag("cancelRequested", default=False)
 
 
 class _SWFConnection(AwsConnection):
