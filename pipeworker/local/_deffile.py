@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -188,17 +188,25 @@ def parse_definition(
     }
 
 
-def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
-    if not isinstance(objects, list):
-        raise DefinitionFileError(f'{source}: "objects" must be a list, not {_kind(objects)}')
-    result: list[dict[str, Any]] = []
-    first_seen: dict[str, int] = {}
-    for index, element in enumerate(objects, start=1):
-        where = f"{source}: object #{index}"
+def _entries(
+    items: Any, source: str, key: str, what: str
+) -> Iterator[tuple[int, str, str, Mapping[str, Any]]]:
+    """Each JSON object of the *key* list: its number, its id, where it is (for messages), and
+    the object itself."""
+    if not isinstance(items, list):
+        raise DefinitionFileError(f'{source}: "{key}" must be a list, not {_kind(items)}')
+    for index, element in enumerate(items, start=1):
+        where = f"{source}: {what} #{index}"
         if not isinstance(element, Mapping):
             raise DefinitionFileError(f"{where} must be a JSON object, not {_kind(element)}")
-        object_id = _identifier(element, where, "object")
-        where = f"{source}: object {object_id!r}"
+        identifier = _identifier(element, where, what)
+        yield index, identifier, f"{source}: {what} {identifier!r}", element
+
+
+def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    first_seen: dict[str, int] = {}
+    for index, object_id, where, element in _entries(objects, source, "objects", "object"):
         if object_id in first_seen:
             raise DefinitionFileError(
                 f"{where}: the id is used twice (objects #{first_seen[object_id]} and #{index}); "
@@ -224,16 +232,9 @@ def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
 
 
 def _parameters(parameters: Any, source: str) -> list[dict[str, Any]]:
-    if not isinstance(parameters, list):
-        raise DefinitionFileError(f'{source}: "parameters" must be a list, not {_kind(parameters)}')
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for index, element in enumerate(parameters, start=1):
-        where = f"{source}: parameter #{index}"
-        if not isinstance(element, Mapping):
-            raise DefinitionFileError(f"{where} must be a JSON object, not {_kind(element)}")
-        parameter_id = _identifier(element, where, "parameter")
-        where = f"{source}: parameter {parameter_id!r}"
+    for _, parameter_id, where, element in _entries(parameters, source, "parameters", "parameter"):
         if parameter_id in seen:
             raise DefinitionFileError(f"{where} is defined twice; parameter ids must be unique")
         seen.add(parameter_id)
