@@ -46,17 +46,29 @@ class _RawPoll:
         await self.session.close()
 
 
-async def test_a_data_pipeline_poll_whose_client_hung_up_never_gets_the_task(
-    make_service: Any, make_client: Any
-) -> None:
-    # Data Pipeline's real 90 s hold: the dead poll is still waiting on the server when the
-    # task becomes runnable, and it is the oldest.
+async def _held_poll_hangs_up(service: LocalService, worker_group: str) -> None:
+    """A poll on *worker_group* is held by the service, then its client hangs up; returns once
+    the service has seen it go."""
+    dead = _RawPoll(service.endpoint_url, worker_group, "dead-host")
+    await eventually(lambda: service.scheduler.queues.waiting(worker_group) == 1)
+    await dead.hang_up()
+    await eventually(lambda: service.scheduler.queues.waiting(worker_group) == 0)
+
+
+@pytest.fixture
+async def real_hold(make_service: Any, make_client: Any) -> tuple[LocalService, Any]:
+    """A local service with Data Pipeline's real 90 s hold, and a client that outlasts it."""
     service: LocalService = await make_service(poll_hold=DATA_PIPELINE.poll_hold)
-    dp = await make_client(service, read_timeout=DATA_PIPELINE.poll_read_timeout)
-    dead = _RawPoll(service.endpoint_url, "wg-hangup", "dead-host")
-    await eventually(lambda: service.scheduler.queues.waiting("wg-hangup") == 1)
-    await dead.hang_up()  # the client hangs up while its poll is held
-    await eventually(lambda: service.scheduler.queues.waiting("wg-hangup") == 0)
+    return service, await make_client(service, read_timeout=DATA_PIPELINE.poll_read_timeout)
+
+
+async def test_a_data_pipeline_poll_whose_client_hung_up_never_gets_the_task(
+    real_hold: tuple[LocalService, Any],
+) -> None:
+    # The real 90 s hold: the dead poll is still waiting on the server when the task becomes
+    # runnable, and it is the oldest.
+    service, dp = real_hold
+    await _held_poll_hangs_up(service, "wg-hangup")
     live = asyncio.create_task(dp.poll_for_task(workerGroup="wg-hangup", hostname="live-host"))
     await eventually(lambda: service.scheduler.queues.waiting("wg-hangup") == 1)
 
@@ -70,14 +82,10 @@ async def test_a_data_pipeline_poll_whose_client_hung_up_never_gets_the_task(
 
 
 async def test_a_task_offered_while_every_poll_is_dead_waits_for_the_next_poll(
-    make_service: Any, make_client: Any
+    real_hold: tuple[LocalService, Any],
 ) -> None:
-    service: LocalService = await make_service(poll_hold=DATA_PIPELINE.poll_hold)
-    dp = await make_client(service, read_timeout=DATA_PIPELINE.poll_read_timeout)
-    dead = _RawPoll(service.endpoint_url, "wg-empty", "dead-host")
-    await eventually(lambda: service.scheduler.queues.waiting("wg-empty") == 1)
-    await dead.hang_up()
-    await eventually(lambda: service.scheduler.queues.waiting("wg-empty") == 0)
+    service, dp = real_hold
+    await _held_poll_hangs_up(service, "wg-empty")
     pipeline_id = await start_pipeline(dp, activities("wg-empty", "Queued"))
     assert await attempts(dp, pipeline_id) == []  # queued, not handed to the dead poll
 
@@ -91,10 +99,9 @@ async def test_a_task_offered_while_every_poll_is_dead_waits_for_the_next_poll(
 
 
 async def test_one_poll_gets_one_task_and_the_rest_wait_for_the_next_poll(
-    make_service: Any, make_client: Any
+    real_hold: tuple[LocalService, Any],
 ) -> None:
-    service: LocalService = await make_service(poll_hold=DATA_PIPELINE.poll_hold)
-    dp = await make_client(service, read_timeout=DATA_PIPELINE.poll_read_timeout)
+    _, dp = real_hold
     pipeline_id = await start_pipeline(dp, activities("wg-many", "A", "B", "C"))
     got = set()
     for _ in range(3):
