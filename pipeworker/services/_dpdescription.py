@@ -72,8 +72,9 @@ DATA_PIPELINE: Final = ServiceDescription(
     ),
     limits={
         # What one object may hold (a ReportTaskProgress lands on the attempt object).
-        "progress_fields": 50,
-        "progress_bytes": 15_360,
+        "object_fields": 50,
+        "object_bytes": 15_360,
+        "activity_retries": 5,  # maximumRetries at most
         "error_id": 1024,
         "error_message": 1024,  # the model sets none; the API page gives 4095 for the trace
         "error_stack_trace": 1024,

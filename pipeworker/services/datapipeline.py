@@ -88,8 +88,8 @@ MAX_POLL_ANSWER_BYTES = 32 << 20
 MAX_REPORT_ANSWER_BYTES = _aws.MAX_REPORT_ANSWER_BYTES
 
 # What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
-MAX_PROGRESS_FIELDS = DATA_PIPELINE.limits["progress_fields"]
-MAX_PROGRESS_BYTES = DATA_PIPELINE.limits["progress_bytes"]
+MAX_PROGRESS_FIELDS = DATA_PIPELINE.limits["object_fields"]
+MAX_PROGRESS_BYTES = DATA_PIPELINE.limits["object_bytes"]
 
 ERROR_ID_LIMIT = DATA_PIPELINE.limits["error_id"]
 ERROR_MESSAGE_LIMIT = DATA_PIPELINE.limits["error_message"]

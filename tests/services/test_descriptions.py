@@ -47,6 +47,14 @@ PROTOCOL: dict[str, dict[str, Any]] = {
             "PipelineNotFoundException",
             "PipelineDeletedException",
         },
+        "limits": {
+            "object_fields": 50,
+            "object_bytes": 15_360,
+            "activity_retries": 5,
+            "error_id": 1024,
+            "error_message": 1024,
+            "error_stack_trace": 1024,
+        },
     },
     "swf": {
         "signing_name": "swf",
@@ -66,6 +74,15 @@ PROTOCOL: dict[str, dict[str, Any]] = {
             "RespondActivityTaskCanceled": (200.0, 2000.0),
         },
         "lease_lost": {"UnknownResourceFault"},
+        "limits": {
+            "task_token": 1024,
+            "identity": 256,
+            "result": 32_768,
+            "reason": 256,
+            "details": 32_768,
+            "heartbeat_details": 2048,
+            "pollers": 1000,
+        },
     },
     "stepfunctions": {
         "signing_name": "states",
@@ -82,6 +99,15 @@ PROTOCOL: dict[str, dict[str, Any]] = {
             for op in ("GetActivityTask", "SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure")
         },
         "lease_lost": {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"},
+        "limits": {
+            "task_token": 2048,
+            "activity_arn": 256,
+            "worker_name": 80,
+            "output": 262_144,
+            "error": 256,
+            "cause": 32_768,
+            "pollers": 1000,
+        },
     },
 }
 
@@ -102,6 +128,7 @@ def test_each_description_says_what_protocol_md_says(description: ServiceDescrip
     buckets = {op: (lim.rate, lim.burst) for op, lim in description.rate_limits.items()}
     assert buckets == facts["buckets"]
     assert description.errors.lease_lost == facts["lease_lost"]
+    assert dict(description.limits) == facts["limits"]
 
 
 def test_step_functions_has_smaller_buckets_outside_its_large_regions() -> None:
