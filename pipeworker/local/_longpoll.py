@@ -68,9 +68,27 @@ class LongPollQueue(Generic[_T]):
         )
 
     async def take(
-        self, key: Hashable, hold: float, alive: Callable[[], bool] | None = None
+        self,
+        key: Hashable,
+        hold: float,
+        alive: Callable[[], bool] | None = None,
+        usable: Callable[[_T], bool] | None = None,
     ) -> _T | None:
-        """The next item on *key*, waiting up to *hold* seconds; None when none came."""
+        """The next item on *key*, waiting up to *hold* seconds; None when none came.
+
+        An item *usable* refuses (a task stopped while it was queued or in flight to this
+        poll) is dropped, and the poll goes on waiting for the rest of its hold.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(hold, 0.0)
+        while True:
+            item = await self._take_one(key, deadline - loop.time(), alive)
+            if item is None or usable is None or usable(item):
+                return item
+
+    async def _take_one(
+        self, key: Hashable, hold: float, alive: Callable[[], bool] | None
+    ) -> _T | None:
         queue = self._items.get(key)
         if queue:
             return queue.popleft()

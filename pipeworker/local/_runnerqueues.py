@@ -11,7 +11,6 @@ in flight (cancelled, paused, taken by another poll) is passed over.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from pipeworker.local._longpoll import LongPollQueue
@@ -42,15 +41,8 @@ class RunnerQueues:
         self, worker_group: str, hostname: str, alive: Callable[[], bool] | None, hold: float
     ) -> Task | None:
         """A task for *worker_group*: at once if one is runnable, else the first within *hold*."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(hold, 0.0)
-        while True:
-            instance = await self._queue.take(worker_group, deadline - loop.time(), alive)
-            if instance is None:
-                return None
-            instance.in_queue = False
-            if instance.status == "WAITING_FOR_RUNNER":
-                return self._hand_out(instance, hostname)
+        instance = await self._queue.take(worker_group, hold, alive, _claim)
+        return None if instance is None else self._hand_out(instance, hostname)
 
     def waiting(self, worker_group: str) -> int:
         """How many polls are waiting on *worker_group* now."""
@@ -59,3 +51,9 @@ class RunnerQueues:
     def close(self) -> None:
         """Answer every waiting poll with no task (the service stops)."""
         self._queue.close()
+
+
+def _claim(instance: Instance) -> bool:
+    """Whether a taken *instance* still waits for a runner (it is out of the queue now)."""
+    instance.in_queue = False
+    return instance.status == "WAITING_FOR_RUNNER"

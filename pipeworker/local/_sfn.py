@@ -394,15 +394,10 @@ class SfnApi:
                 "ActivityWorkerLimitExceeded",
                 f"Too many open GetActivityTask calls on {arn} (at most {MAX_POLLERS})",
             )
-        deadline = asyncio.get_running_loop().time() + self.poll_hold
-        alive = CONNECTION_ALIVE.get()
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            record = await self._queue.take(arn, max(remaining, 0.0), alive)
-            if record is None:
-                return {}  # no taskToken: nothing to do
-            if record.open:
-                break  # else: stopped while queued (removed already), keep waiting
+        # A task whose execution stopped while it was queued is passed over.
+        record = await self._queue.take(arn, self.poll_hold, CONNECTION_ALIVE.get(), _is_open)
+        if record is None:
+            return {}  # no taskToken: nothing to do
         record.token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(48)}"
         record.worker_name = params.get("workerName")
         self._live[record.token] = record
@@ -458,3 +453,7 @@ def _without_data(event: dict[str, Any]) -> dict[str, Any]:
             value = {k: v for k, v in value.items() if k not in ("input", "output")}
         stripped[key] = value
     return stripped
+
+
+def _is_open(record: ActivityTaskRecord) -> bool:
+    return record.open

@@ -14,6 +14,7 @@ import pytest
 
 from pipeworker._bucket import TokenBucket
 from pipeworker.local import LocalConfig, LocalService
+from pipeworker.local._longpoll import LongPollQueue
 from pipeworker.services._dpdescription import DATA_PIPELINE
 from pipeworker.services._sfndescription import STEP_FUNCTIONS
 from pipeworker.services._swfdescription import SWF_DESCRIPTION
@@ -194,3 +195,25 @@ async def test_an_operation_of_another_service_is_unknown_under_this_ones_prefix
         assert response.status == 400
         body = await response.json(content_type=None)
     assert body["__type"].endswith("#UnknownOperationException")
+
+
+async def test_the_long_poll_queue_passes_over_stale_items_and_keeps_the_poll_waiting() -> None:
+    queue: LongPollQueue[str] = LongPollQueue()
+    queue.offer("k", "stale")
+    poll = asyncio.create_task(queue.take("k", 30.0, usable=lambda item: item != "stale"))
+    await eventually(lambda: queue.waiting("k") == 1)  # the stale item dropped, still waiting
+    assert queue.offer("k", "fresh") is True  # handed straight to the waiting poll
+    assert await asyncio.wait_for(poll, 5.0) == "fresh"
+
+
+async def test_an_item_handed_to_a_cancelled_poll_goes_back_to_the_head_of_the_queue() -> None:
+    queue: LongPollQueue[str] = LongPollQueue()
+    poll = asyncio.create_task(queue.take("k", 30.0))
+    await eventually(lambda: queue.waiting("k") == 1)
+    queue.offer("k", "first")
+    queue.offer("k", "second")  # queued: the only poll has its item
+    poll.cancel()  # before it could answer
+    with pytest.raises(asyncio.CancelledError):
+        await poll
+    assert await queue.take("k", 0.0) == "first"
+    assert await queue.take("k", 0.0) == "second"
