@@ -155,25 +155,25 @@ def test_a_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert bucket.tokens == 3.0  # never more than the burst
 
 
-@pytest.mark.parametrize("description", DESCRIPTIONS, ids=lambda d: d.name)
-async def test_every_service_is_answered_in_its_own_json_version(
-    service: LocalService, description: Any
-) -> None:
-    # A call with a missing member: routed to the service's handlers, validated against its
-    # model, answered as that service answers.
+async def _post(url: str, target: str, content_type: str) -> tuple[int, Any]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            service.endpoint_url,
-            data=b"{}",
-            headers={
-                "X-Amz-Target": f"{description.target_prefix}.{description.poll_operation}",
-                "Content-Type": description.content_type,
-            },
+            url, data=b"{}", headers={"X-Amz-Target": target, "Content-Type": content_type}
         ) as response,
     ):
-        assert response.status == 400
-        body = await response.json(content_type=None)
+        return response.status, await response.json(content_type=None)
+
+
+@pytest.mark.parametrize("description", DESCRIPTIONS, ids=lambda d: d.name)
+async def test_every_service_is_routed_by_its_prefix_to_its_own_model(
+    service: LocalService, description: Any
+) -> None:
+    # A poll with its required members missing: routed to the service's handlers and checked
+    # against its own botocore model.
+    target = f"{description.target_prefix}.{description.poll_operation}"
+    status, body = await _post(service.endpoint_url, target, description.content_type)
+    assert status == 400
     assert body["__type"].endswith("#ValidationException")
     assert calls(service, description.poll_operation) == 1
 
@@ -181,19 +181,10 @@ async def test_every_service_is_answered_in_its_own_json_version(
 async def test_an_operation_of_another_service_is_unknown_under_this_ones_prefix(
     service: LocalService,
 ) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            service.endpoint_url,
-            data=b"{}",
-            headers={
-                "X-Amz-Target": "SimpleWorkflowService.PollForTask",
-                "Content-Type": "application/x-amz-json-1.0",
-            },
-        ) as response,
-    ):
-        assert response.status == 400
-        body = await response.json(content_type=None)
+    status, body = await _post(
+        service.endpoint_url, "SimpleWorkflowService.PollForTask", SWF_DESCRIPTION.content_type
+    )
+    assert status == 400
     assert body["__type"].endswith("#UnknownOperationException")
 
 
