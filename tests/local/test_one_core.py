@@ -208,3 +208,23 @@ async def test_an_item_handed_to_a_cancelled_poll_goes_back_to_the_head_of_the_q
         await poll
     assert await queue.take("k", 0.0) == "first"
     assert await queue.take("k", 0.0) == "second"
+
+
+@pytest.mark.parametrize("description", DESCRIPTIONS, ids=lambda d: d.name)
+async def test_each_services_poll_is_throttled_over_http_once_its_own_burst_is_spent(
+    make_service: Any, description: Any
+) -> None:
+    service: LocalService = await make_service(rate_limits=True, rate_scale=1e-4)
+    operation = description.poll_operation
+    limit = description.rate_limits_in("us-east-1")[operation]
+    limiter = service.dispatcher.limiter
+    assert all(limiter.allow(operation) for _ in range(int(limit.burst) - 1))
+    target = f"{description.target_prefix}.{operation}"
+
+    last = await _post(service.endpoint_url, target, description.content_type)
+    throttled = await _post(service.endpoint_url, target, description.content_type)
+
+    assert last[1]["__type"].endswith("#ValidationException")  # the burst's last token
+    assert throttled[0] == 400
+    assert throttled[1]["__type"].endswith("#ThrottlingException")
+    assert service.stats()["throttled"] == {operation: 1}
