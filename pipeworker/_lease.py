@@ -22,10 +22,7 @@ from collections.abc import Callable
 
 from pipeworker.services.base import ReceivedTask
 
-__all__ = ["ACK_WINDOW", "Lease", "Leases"]
-
-ACK_WINDOW = 120.0
-"""Seconds a task may go unacknowledged before the service hands it to another runner."""
+__all__ = ["Lease", "Leases"]
 
 
 class Lease:
@@ -50,11 +47,19 @@ class Leases:
 
     Args:
         service_seconds: the service's lease, for tasks that set none of their own.
+        ack_window: how long a received task is this runner's before its acknowledgement lands;
+            None where the poll starts the task (its lease runs from the poll).
         clock: seconds on a monotonic clock.
     """
 
-    def __init__(self, service_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        service_seconds: float,
+        ack_window: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.service_seconds = service_seconds
+        self.ack_window = ack_window
         self.clock = clock
         self._by_id: dict[str, Lease] = {}
 
@@ -65,7 +70,8 @@ class Leases:
         """Start *task*'s lease: the acknowledgement window, until the first renewal."""
         own = task.lease_seconds
         seconds = self.service_seconds if own is None else min(own, self.service_seconds)
-        lease = self._by_id[task.id] = Lease(seconds, self.clock() + ACK_WINDOW)
+        first = seconds if self.ack_window is None else self.ack_window
+        lease = self._by_id[task.id] = Lease(seconds, self.clock() + first)
         return lease
 
     def renewed(self, task_id: str) -> None:

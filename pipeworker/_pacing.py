@@ -36,6 +36,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipeworker._bucket import TokenBucket
 from pipeworker.services.base import Outcome, RateLimit, ReceivedTask, Service
 
 if TYPE_CHECKING:
@@ -107,13 +108,12 @@ class Budget:
         name: for messages (the wire operation).
     """
 
-    __slots__ = ("_heap", "_seq", "_timer", "_tokens", "_updated", "limit", "name", "waiting")
+    __slots__ = ("_bucket", "_heap", "_seq", "_timer", "limit", "name", "waiting")
 
     def __init__(self, limit: RateLimit, name: str | None = None) -> None:
         self.limit = limit
         self.name = name or limit.operation
-        self._tokens = float(limit.burst)
-        self._updated: float | None = None
+        self._bucket = TokenBucket(limit.rate, limit.burst)
         # (priority, deadline, seq, future, operation); the future's result: granted or not.
         self._heap: list[tuple[int, float, int, asyncio.Future[bool], str]] = []
         self._seq = itertools.count()
@@ -121,20 +121,12 @@ class Budget:
         self.waiting = 0
         """Callers queued now (cancelled ones excluded once they are skipped)."""
 
-    def _refill(self, now: float) -> None:
-        if self._updated is not None:
-            self._tokens = min(
-                float(self.limit.burst), self._tokens + (now - self._updated) * self.limit.rate
-            )
-        self._updated = now
-
     def try_take(self, now: float) -> bool:
         """Take a token at once if nobody is queued and one is there."""
-        self._refill(now)
-        if not self._heap and self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+        if self._heap:
+            self._bucket.refill(now)
+            return False
+        return self._bucket.take(now)
 
     async def take(self, priority: int, deadline: float, operation: str = "") -> bool:
         """Wait for a token; True once it is taken, False if :meth:`release` let the caller go.
@@ -154,7 +146,7 @@ class Budget:
             if waiter.done() and not waiter.cancelled():
                 # Granted, but the caller was cancelled before it could send: give it back.
                 if waiter.result():
-                    self._tokens += 1.0
+                    self._bucket.tokens += 1.0
                     self._dispatch(loop)
             else:
                 self.waiting -= 1
@@ -173,25 +165,25 @@ class Budget:
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None:
             return
-        missing = max(0.0, 1.0 - self._tokens)
-        self._timer = loop.call_later(missing / self.limit.rate, self._wake, loop)
+        self._timer = loop.call_later(self._bucket.seconds_to_token(), self._wake, loop)
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         self._dispatch(loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._refill(loop.time())
+        bucket = self._bucket
+        bucket.refill(loop.time())
         heap = self._heap
         while heap:
             waiter = heap[0][3]
             if waiter.done():  # cancelled while queued, or released
                 heapq.heappop(heap)
                 continue
-            if self._tokens < 1.0:
+            if bucket.tokens < 1.0:
                 break
             heapq.heappop(heap)
-            self._tokens -= 1.0
+            bucket.tokens -= 1.0
             self.waiting -= 1
             waiter.set_result(True)
         if heap and self._timer is None:

@@ -122,7 +122,7 @@ class Supervisor:
         # Every running task's handler, filled by the task scopes (also read by _health).
         self._running: dict[BaseTask, asyncio.Task[Outcome | None]] = {}
         # Every running task's lease: the task scopes keep them; pacing and metrics read them.
-        self.leases = Leases(config.service.lease_seconds)
+        self.leases = Leases(config.service.lease_seconds, config.service.ack_window)
         self._pollers: list[asyncio.Task[None]] = []
         self._polling: set[asyncio.Task[Any]] = set()  # poll tasks still in their poll
         self._aborted: set[asyncio.Task[Any]] = set()

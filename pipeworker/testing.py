@@ -314,7 +314,7 @@ class TaskHarness:
             call_failed=lambda error: None,
             running={},
             give_up=asyncio.Event(),
-            leases=Leases(300.0),
+            leases=Leases(300.0, 120.0),
         )
         thread = await self._scopes.run(self._received)
         if thread is not None:

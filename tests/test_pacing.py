@@ -103,7 +103,7 @@ async def test_a_caller_cancelled_while_queued_or_just_granted_costs_no_token() 
     granted = asyncio.create_task(budget.take(URGENT, loop.time(), "finish"))
     await asyncio.sleep(0)
     assert budget.waiting == 1
-    budget._tokens = 1.0
+    budget._bucket.tokens = 1.0
     budget._dispatch(loop)  # what the refill timer does: the token is the caller's now
     assert budget.waiting == 0
     granted.cancel()

@@ -1,6 +1,11 @@
 """The aiohttp application: target dispatch, JSON and query-form parsing, validation, faults,
 rate limits and AWS-shaped errors.
 
+One dispatcher serves every service, each routed by the target prefix of its
+:class:`~pipeworker.services._description.ServiceDescription`, which also gives its signing name,
+JSON version, botocore model (for validation), long poll and the worker's calls (the ones faults
+and rate limits apply to). Adding a service adds a :class:`ServiceApi`, not a code path.
+
 Every answer is JSON; no request, however malformed, gets a traceback. Unknown targets, malformed
 bodies and invalid inputs are answered as AWS JSON services answer them
 (``UnknownOperationException``, ``SerializationException``, ``ValidationException``).
@@ -13,7 +18,8 @@ import itertools
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -22,33 +28,39 @@ from pipeworker._model import validate_input
 from pipeworker.local._errors import COMMON, VALIDATE, ApiError, internal_error
 from pipeworker.local._faults import Fault, FaultInjector
 from pipeworker.local._http import MAX_BODY_BYTES, BodyError, parse_json, read_body
+from pipeworker.local._longpoll import CONNECTION_ALIVE
 from pipeworker.local._ratelimit import RateLimiter
 from pipeworker.local._sigv4 import SignatureVerifier
-from pipeworker.local._taskrunner import CONNECTION_ALIVE
+from pipeworker.services._description import ServiceDescription
+from pipeworker.services._dpdescription import DATA_PIPELINE
 
-__all__ = ["CONTENT_TYPE", "TASK_RUNNER_OPERATIONS", "Dispatcher", "Handler", "Stats"]
+__all__ = ["CONTENT_TYPE", "Dispatcher", "Handler", "ServiceApi", "Stats"]
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "application/x-amz-json-1.1"
-SERVICE_PREFIX = "DataPipeline"
-SWF_CONTENT_TYPE = "application/x-amz-json-1.0"
-SWF_PREFIX = "SimpleWorkflowService"
-SFN_PREFIX = "AWSStepFunctions"
+# The query form (GET /?Action=PollForTask&...) is Data Pipeline's, for its worker's calls; its
+# JSON 1.1 is also what the local control calls and every error answer carry.
+_QUERY_FORM = DATA_PIPELINE
+CONTENT_TYPE = _QUERY_FORM.content_type
 CONTROL_PREFIX = "PipeworkerLocal"
-TASK_RUNNER_OPERATIONS = frozenset(
-    {
-        "PollForTask",
-        "ReportTaskProgress",
-        "SetTaskStatus",
-        "ReportTaskRunnerHeartbeat",
-        "EvaluateExpression",
-    }
-)
 # Query-form parameters that carry JSON rather than a plain string.
 _JSON_QUERY_PARAMETERS = frozenset({"fields", "instanceIdentity"})
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
+_Entry = tuple[Handler, bool]  # the handler, and whether it is a coroutine function
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceApi:
+    """One service as the local server answers it: its description and its handlers by
+    operation."""
+
+    description: ServiceDescription
+    handlers: Mapping[str, Handler]
+
+
+def _entries(handlers: Mapping[str, Handler]) -> dict[str, _Entry]:
+    return {op: (handler, asyncio.iscoroutinefunction(handler)) for op, handler in handlers.items()}
 
 
 class Stats:
@@ -105,41 +117,21 @@ class Dispatcher:
 
     def __init__(
         self,
-        operations: Mapping[str, Handler],
+        services: Sequence[ServiceApi],
         control: Mapping[str, Handler],
         *,
         faults: FaultInjector,
         limiter: RateLimiter,
         rate_limits: bool,
-        swf: Mapping[str, Handler] | None = None,
-        swf_worker_operations: frozenset[str] = frozenset(),
-        sfn: Mapping[str, Handler] | None = None,
-        sfn_worker_operations: frozenset[str] = frozenset(),
     ) -> None:
-        # The JSON 1.0 services, by target prefix: (model name, handlers, the worker's calls
-        # that faults and rate limits apply to, the long poll).
-        self._json10 = {
-            prefix: (
-                model,
-                {
-                    op: (handler, asyncio.iscoroutinefunction(handler))
-                    for op, handler in ops.items()
-                },
-                worker_operations,
-                poll,
-            )
-            for prefix, model, ops, worker_operations, poll in (
-                (SWF_PREFIX, "swf", swf or {}, swf_worker_operations, "PollForActivityTask"),
-                (SFN_PREFIX, "stepfunctions", sfn or {}, sfn_worker_operations, "GetActivityTask"),
-            )
+        # Each service by its target prefix: its description and its handlers.
+        self._services = {
+            api.description.target_prefix: (api.description, _entries(api.handlers))
+            for api in services
         }
-        self._operations = {
-            op: (handler, asyncio.iscoroutinefunction(handler))
-            for op, handler in operations.items()
-        }
-        self._control = {
-            op: (handler, asyncio.iscoroutinefunction(handler)) for op, handler in control.items()
-        }
+        if len(self._services) != len(services):
+            raise ValueError("two services share a target prefix")
+        self._control = _entries(control)
         self.faults = faults
         self.limiter = limiter
         self.rate_limits = rate_limits
@@ -193,8 +185,8 @@ class Dispatcher:
             url=f"{request.scheme}://{request.host}{request.raw_path}",
             headers=request.headers,
             body=await read_body(request),
-            # One server answers three services, each signed with its own name.
-            service=_SIGNING_NAMES.get(target.partition(".")[0], "datapipeline"),
+            # One server answers every service, each signed with its own name.
+            service=self._signing_name(target.partition(".")[0]),
         )
 
     async def _parse(self, request: web.Request) -> tuple[str, str, dict[str, Any]]:
@@ -203,13 +195,13 @@ class Dispatcher:
             action = request.query.get("Action")
             if action is None:
                 raise _unknown_operation("")
-            if action not in TASK_RUNNER_OPERATIONS:
+            if action not in _QUERY_FORM.worker_operations:
                 raise ApiError(
                     "InvalidAction",
                     f"The query form answers only the task-runner actions, not {action!r}",
                     namespace=COMMON,
                 )
-            return SERVICE_PREFIX, action, _query_params(request.query)
+            return _QUERY_FORM.target_prefix, action, _query_params(request.query)
         prefix, _, operation = target.partition(".")
         body = await read_body(request)
         if not body.strip():
@@ -234,50 +226,22 @@ class Dispatcher:
             if control[1]:
                 result = await result  # type: ignore[misc]
             return self._respond(200, result)  # type: ignore[arg-type]
-        if prefix in self._json10:
-            return await self._handle_json10(request, prefix, operation, params)
-        entry = self._operations.get(operation) if prefix == SERVICE_PREFIX else None
-        if entry is None:
+        route = self._services.get(prefix)
+        entry = route[1].get(operation) if route is not None else None
+        if route is None or entry is None:
             raise _unknown_operation(f"{prefix}.{operation}")
+        description = route[0]
         self.stats.calls[operation] += 1
         fault = Fault.NONE
-        if operation in TASK_RUNNER_OPERATIONS:
+        if operation in description.worker_operations:
             fault = await self._before(request, operation)
             if fault is Fault.DROP_BEFORE:
                 return _drop(request)
-        problems = validate_input("datapipeline", operation, params)
+        problems = validate_input(description.name, operation, params)
         if problems:
             raise _validation(problems)
-        handler, is_async = entry
-        if operation == "PollForTask":
-            transport = request.transport
-            if transport is not None:
-                CONNECTION_ALIVE.set(lambda: not transport.is_closing())
-        result = handler(params)
-        if is_async:
-            result = await result  # type: ignore[misc]
-        if fault is Fault.DROP_AFTER:
-            return _drop(request)
-        return self._respond(200, result)  # type: ignore[arg-type]
-
-    async def _handle_json10(
-        self, request: web.Request, prefix: str, operation: str, params: dict[str, Any]
-    ) -> web.StreamResponse:
-        # SWF and Step Functions (JSON 1.0): pipeworker.local._swf and pipeworker.local._sfn.
-        model, handlers, worker_operations, poll = self._json10[prefix]
-        entry = handlers.get(operation)
-        if entry is None:
-            raise _unknown_operation(f"{prefix}.{operation}")
-        self.stats.calls[operation] += 1
-        fault = Fault.NONE
-        if operation in worker_operations:
-            fault = await self._before(request, operation)
-            if fault is Fault.DROP_BEFORE:
-                return _drop(request)
-        problems = validate_input(model, operation, params)
-        if problems:
-            raise _validation(problems)
-        if operation == poll and request.transport is not None:
+        if operation == description.poll_operation and request.transport is not None:
+            # The long poll hands its task only to a client still connected.
             transport = request.transport
             CONNECTION_ALIVE.set(lambda: not transport.is_closing())
         handler, is_async = entry
@@ -286,7 +250,11 @@ class Dispatcher:
             result = await result  # type: ignore[misc]
         if fault is Fault.DROP_AFTER:
             return _drop(request)
-        return self._respond(200, result, SWF_CONTENT_TYPE)  # type: ignore[arg-type]
+        return self._respond(200, result, description.content_type)  # type: ignore[arg-type]
+
+    def _signing_name(self, prefix: str) -> str:
+        route = self._services.get(prefix)
+        return (route[0] if route is not None else _QUERY_FORM).signing_name
 
     async def _before(self, request: web.Request, operation: str) -> Fault:
         """Latency, injected faults and rate limits, in that order; returns a pending drop."""
@@ -306,9 +274,6 @@ class Dispatcher:
             self.stats.throttled[operation] += 1
             raise _throttling()
         return fault
-
-
-_SIGNING_NAMES = {SWF_PREFIX: "swf", SFN_PREFIX: "states"}
 
 
 def _drop(request: web.Request) -> web.Response:

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from pipeworker.services._dpdescription import DATA_PIPELINE
+
 __all__ = ["LocalConfig"]
 
 
@@ -27,9 +29,11 @@ class LocalConfig:
             seconds: ``time_scale`` does not apply).
         time_scale: multiplies durations read from definitions (``retryDelay``,
             ``reportProgressTimeout``, ``attemptTimeout``): 0.001 turns "10 Minutes" into 0.6 s.
-        rate_limits: enforce the account's token buckets (PollForTask 2/s, ReportTaskProgress
-            10/s, SetTaskStatus 10/s, ReportTaskRunnerHeartbeat 1/s, burst 100).
-        rate_scale: multiplies every bucket's refill rate (the burst stays 100), in real
+        rate_limits: enforce the account's token buckets, each service's as its description
+            states them (Data Pipeline: PollForTask 2/s, ReportTaskProgress 10/s, SetTaskStatus
+            10/s, ReportTaskRunnerHeartbeat 1/s, burst 100; SWF: 200/s and 160/s, burst 2,000;
+            Step Functions: 500/s, burst 3,000), a bucket per worker call.
+        rate_scale: multiplies every bucket's refill rate (the burst stays), in real
             seconds like the buckets themselves; tests use it to play minutes of the account's
             budget in seconds (``time_scale`` only scales durations read from definitions).
         error_rate: fraction of task-runner calls answered with InternalServiceError (HTTP 500).
@@ -50,8 +54,9 @@ class LocalConfig:
             restarts (every answered call is saved first); None keeps state in memory only.
     """
 
-    poll_hold: float = 90.0
-    ack_timeout: float = 120.0
+    # Data Pipeline's (SWF's and Step Functions' holds are at most their own 60 s).
+    poll_hold: float = DATA_PIPELINE.poll_hold
+    ack_timeout: float = DATA_PIPELINE.ack_window or 0.0
     default_report_progress_timeout: float = 900.0
     time_scale: float = 1.0
     rate_limits: bool = False

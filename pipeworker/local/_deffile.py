@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -65,75 +65,8 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> _Pairs:
 
 
 def _read_json(path: str | os.PathLike[str]) -> tuple[str, Any]:
-    name = os.fspath(path)
-    if name.startswith("file://"):
-        name = name[len("file://") :]
-    try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise DefinitionFileError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
-    try:
-        return name, json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_pairs_hook)
-    except UnicodeDecodeError as exc:
-        raise DefinitionFileError(f"{name}: not UTF-8 text; save it as UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise DefinitionFileError(
-            f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from exc
-    except RecursionError:
-        raise DefinitionFileError(f"{name}: JSON nested too deeply") from None
-
-
-def load_parameter_values_file(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    """Read ``--parameter-values-uri``'s file, ``{"values": {"myParam": "value"}}``.
-
-    Returns:
-        PutPipelineDefinition's ``parameterValues``.
-
-    Raises:
-        DefinitionFileError: When the file cannot be read or is not of that shape.
-    """
-    name, document = _read_json(path)
-    if not isinstance(document, Mapping) or "values" not in document:
-        raise DefinitionFileError(
-            f'{name}: a parameter values file is a JSON object like {{"values": '
-            f'{{"myParam": "value"}}}}, not {_kind(document)} without "values"'
-        )
-    return _values(document["values"], name)
-
-
-def load_parameter_objects_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read ``--parameter-objects``' file, ``{"parameters": [{"id": "myParam", ...}]}``.
-
-    Returns:
-        PutPipelineDefinition's ``parameterObjects``.
-
-    Raises:
-        DefinitionFileError: When the file cannot be read or is not of that shape.
-    """
-    name, document = _read_json(path)
-    if not isinstance(document, Mapping) or "parameters" not in document:
-        raise DefinitionFileError(
-            f'{name}: a parameter objects file is a JSON object like {{"parameters": '
-            f'[{{"id": "myParam", "type": "String"}}]}}, not {_kind(document)} without '
-            '"parameters"'
-        )
-    return _parameters(document["parameters"], name)
-
-
-def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a definition file and return PutPipelineDefinition's parameters.
-
-    Args:
-        path: The JSON file (``file://`` prefixes, as the CLI takes them, are accepted).
-
-    Returns:
-        ``{"pipelineObjects": [...], "parameterObjects": [...], "parameterValues": [...]}``.
-
-    Raises:
-        DefinitionFileError: When the file cannot be read, is not JSON, or is not a definition.
-    """
+    """The file's name (without ``file://``) and its JSON; every way it can fail is a
+    DefinitionFileError saying what to fix."""
     name = os.fspath(path)
     if name.startswith("file://"):
         name = name[len("file://") :]
@@ -149,7 +82,7 @@ def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{name}: not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
         ) from exc
     try:
-        document = json.loads(text, object_pairs_hook=_pairs_hook)
+        return name, json.loads(text, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
         raise DefinitionFileError(
             f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -162,6 +95,63 @@ def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{name}: not a usable JSON file: {str(exc).split(';')[0]}; values in a definition "
             "are strings, so write the number in quotes"
         ) from None
+
+
+def load_parameter_values_file(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Read ``--parameter-values-uri``'s file, ``{"values": {"myParam": "value"}}``.
+
+    Returns:
+        PutPipelineDefinition's ``parameterValues``.
+
+    Raises:
+        DefinitionFileError: When the file cannot be read or is not of that shape.
+    """
+    name, values = _member(path, "values", "parameter values", '{"values": {"myParam": "value"}}')
+    return _values(values, name)
+
+
+def load_parameter_objects_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read ``--parameter-objects``' file, ``{"parameters": [{"id": "myParam", ...}]}``.
+
+    Returns:
+        PutPipelineDefinition's ``parameterObjects``.
+
+    Raises:
+        DefinitionFileError: When the file cannot be read or is not of that shape.
+    """
+    name, parameters = _member(
+        path,
+        "parameters",
+        "parameter objects",
+        '{"parameters": [{"id": "myParam", "type": "String"}]}',
+    )
+    return _parameters(parameters, name)
+
+
+def _member(path: str | os.PathLike[str], key: str, what: str, example: str) -> tuple[str, Any]:
+    """The file's name and its JSON object's *key*; else an error showing *example*."""
+    name, document = _read_json(path)
+    if not isinstance(document, Mapping) or key not in document:
+        raise DefinitionFileError(
+            f"{name}: a {what} file is a JSON object like {example}, "
+            f'not {_kind(document)} without "{key}"'
+        )
+    return name, document[key]
+
+
+def load_definition_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a definition file and return PutPipelineDefinition's parameters.
+
+    Args:
+        path: The JSON file (``file://`` prefixes, as the CLI takes them, are accepted).
+
+    Returns:
+        ``{"pipelineObjects": [...], "parameterObjects": [...], "parameterValues": [...]}``.
+
+    Raises:
+        DefinitionFileError: When the file cannot be read, is not JSON, or is not a definition.
+    """
+    name, document = _read_json(path)
     return parse_definition(document, source=name)
 
 
@@ -198,17 +188,25 @@ def parse_definition(
     }
 
 
-def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
-    if not isinstance(objects, list):
-        raise DefinitionFileError(f'{source}: "objects" must be a list, not {_kind(objects)}')
-    result: list[dict[str, Any]] = []
-    first_seen: dict[str, int] = {}
-    for index, element in enumerate(objects, start=1):
-        where = f"{source}: object #{index}"
+def _entries(
+    items: Any, source: str, key: str, what: str
+) -> Iterator[tuple[int, str, str, Mapping[str, Any]]]:
+    """Each JSON object of the *key* list: its number, its id, where it is (for messages), and
+    the object itself."""
+    if not isinstance(items, list):
+        raise DefinitionFileError(f'{source}: "{key}" must be a list, not {_kind(items)}')
+    for index, element in enumerate(items, start=1):
+        where = f"{source}: {what} #{index}"
         if not isinstance(element, Mapping):
             raise DefinitionFileError(f"{where} must be a JSON object, not {_kind(element)}")
-        object_id = _identifier(element, where, "object")
-        where = f"{source}: object {object_id!r}"
+        identifier = _identifier(element, where, what)
+        yield index, identifier, f"{source}: {what} {identifier!r}", element
+
+
+def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    first_seen: dict[str, int] = {}
+    for index, object_id, where, element in _entries(objects, source, "objects", "object"):
         if object_id in first_seen:
             raise DefinitionFileError(
                 f"{where}: the id is used twice (objects #{first_seen[object_id]} and #{index}); "
@@ -234,16 +232,9 @@ def _objects(objects: Any, source: str) -> list[dict[str, Any]]:
 
 
 def _parameters(parameters: Any, source: str) -> list[dict[str, Any]]:
-    if not isinstance(parameters, list):
-        raise DefinitionFileError(f'{source}: "parameters" must be a list, not {_kind(parameters)}')
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for index, element in enumerate(parameters, start=1):
-        where = f"{source}: parameter #{index}"
-        if not isinstance(element, Mapping):
-            raise DefinitionFileError(f"{where} must be a JSON object, not {_kind(element)}")
-        parameter_id = _identifier(element, where, "parameter")
-        where = f"{source}: parameter {parameter_id!r}"
+    for _, parameter_id, where, element in _entries(parameters, source, "parameters", "parameter"):
         if parameter_id in seen:
             raise DefinitionFileError(f"{where} is defined twice; parameter ids must be unique")
         seen.add(parameter_id)

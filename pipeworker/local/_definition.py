@@ -14,6 +14,7 @@ from typing import Any
 from pipeworker.local._evaluation import PARAMETER, period_seconds, substitute_parameters
 from pipeworker.local._fieldcheck import check_formats
 from pipeworker.local._values import Ref, Value
+from pipeworker.services._dpdescription import DATA_PIPELINE
 
 __all__ = [
     "DEFAULT_ID",
@@ -31,9 +32,9 @@ __all__ = [
 ]
 
 DEFAULT_ID = "Default"
-MAX_FIELDS = 50
-MAX_OBJECT_BYTES = 15_360
-MAX_RETRIES = 5
+MAX_FIELDS = DATA_PIPELINE.limits["object_fields"]
+MAX_OBJECT_BYTES = DATA_PIPELINE.limits["object_bytes"]
+MAX_RETRIES = DATA_PIPELINE.limits["activity_retries"]
 # Fields whose references are structural, not objects a task needs to see.
 STRUCTURAL_REFS = frozenset({"parent", "dependsOn", "schedule"})
 # Fields naming actions the service itself fires; a runner never sees them.

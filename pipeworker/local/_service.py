@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from pipeworker.local import _actions
-from pipeworker.local._app import Dispatcher, Handler
+from pipeworker.local._app import Dispatcher, Handler, ServiceApi
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import invalid_request
 from pipeworker.local._faults import FaultInjector, FaultSettings
@@ -18,13 +18,16 @@ from pipeworker.local._http import JsonErrorRunner
 from pipeworker.local._persist import GroupSaver, StateStore
 from pipeworker.local._pipelines import PipelineApi
 from pipeworker.local._queries import QueryApi
-from pipeworker.local._ratelimit import RATES, SFN_BURST, SFN_RATES, RateLimiter
+from pipeworker.local._ratelimit import RateLimiter
 from pipeworker.local._scheduler import Scheduler
-from pipeworker.local._sfn import SFN_OPERATIONS, SfnApi
+from pipeworker.local._sfn import REGION, SfnApi
 from pipeworker.local._sigv4 import SignatureVerifier
 from pipeworker.local._state import ServiceState
-from pipeworker.local._swf import SWF_OPERATIONS, SwfApi
+from pipeworker.local._swf import SwfApi
 from pipeworker.local._taskrunner import TaskRunnerApi, find_pipeline
+from pipeworker.services._dpdescription import DATA_PIPELINE
+from pipeworker.services._sfndescription import STEP_FUNCTIONS
+from pipeworker.services._swfdescription import SWF_DESCRIPTION
 
 __all__ = ["LocalService"]
 
@@ -93,19 +96,25 @@ class LocalService:
         self._saver: GroupSaver | None = None
         if self.config.state_path is not None:
             operations = {name: self._saving(handler) for name, handler in operations.items()}
+        services = [
+            ServiceApi(DATA_PIPELINE, operations),
+            ServiceApi(SWF_DESCRIPTION, self.swf.operations()),
+            ServiceApi(STEP_FUNCTIONS, self.sfn.operations()),
+        ]
         self.dispatcher = Dispatcher(
-            operations,
+            services,
             control,
             faults=self._faults,
+            # The buckets the worker paces itself by, one per wire operation; the local service
+            # answers as one region (its ARNs' region), with that region's buckets.
             limiter=RateLimiter(
-                {op: rate * self.config.rate_scale for op, rate in {**RATES, **SFN_RATES}.items()},
-                bursts=dict.fromkeys(SFN_RATES, SFN_BURST),
+                {
+                    operation: limit.scaled(self.config.rate_scale)
+                    for api in services
+                    for operation, limit in api.description.rate_limits_in(REGION).items()
+                }
             ),
             rate_limits=self.config.rate_limits,
-            swf=self.swf.operations(),
-            swf_worker_operations=SWF_OPERATIONS,
-            sfn=self.sfn.operations(),
-            sfn_worker_operations=SFN_OPERATIONS,
         )
 
     @property

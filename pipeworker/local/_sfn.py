@@ -22,35 +22,32 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pipeworker.local._asl import ACTIVITY_ARN, check_definition
 from pipeworker.local._aslpath import StatesError
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import ApiError
-from pipeworker.local._longpoll import LongPollQueue
+from pipeworker.local._longpoll import CONNECTION_ALIVE, LongPollQueue
 from pipeworker.local._sfnrun import (
     DATA_LIMIT,
     ActivityTaskRecord,
     Execution,
     StateMachine,
 )
-from pipeworker.local._taskrunner import CONNECTION_ALIVE
+from pipeworker.services._sfndescription import STEP_FUNCTIONS
 
-__all__ = ["ACCOUNT", "REGION", "SFN_OPERATIONS", "SfnApi"]
+__all__ = ["ACCOUNT", "REGION", "SfnApi"]
+
+_V = TypeVar("_V")
 
 NAMESPACE = "com.amazonaws.swf.service.model"  # what AWS's Step Functions errors carry
-POLL_HOLD = 60.0
-MAX_POLLERS = 1000
+MAX_POLLERS = STEP_FUNCTIONS.limits["pollers"]
 """Open GetActivityTask calls per activity before ActivityWorkerLimitExceeded."""
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 TOKEN_PREFIX = "pwlsfn1"
-SFN_OPERATIONS = frozenset(
-    {"GetActivityTask", "SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure"}
-)
-"""The activity worker's calls: faults, latency and rate limits apply to them."""
 
 # AWS's rule for names: no whitespace, brackets, wildcards, these specials or control characters.
 _BAD_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]")
@@ -75,7 +72,18 @@ def _check_arn(arn: str, pattern: re.Pattern[str], what: str) -> None:
         )
 
 
-def _page(items: Sequence[Any], params: dict[str, Any]) -> tuple[list[Any], str | None]:
+def _find(table: Mapping[str, _V], arn: str, pattern: re.Pattern[str], kind: str) -> _V:
+    """*table*'s entry for *arn*: InvalidArn if it is not an ARN of *kind* ("State Machine"),
+    ``<Kind>DoesNotExist`` if there is none."""
+    _check_arn(arn, pattern, f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind.lower()} ARN")
+    found = table.get(arn)
+    if found is None:
+        raise _error(f"{kind.replace(' ', '')}DoesNotExist", f"{kind} Does Not Exist: '{arn}'")
+    return found
+
+
+def _page(key: str, items: Sequence[Any], params: dict[str, Any]) -> dict[str, Any]:
+    """One page of a List* answer: *items* under *key*, and a ``nextToken`` if more follow."""
     size = params.get("maxResults") or 100
     token = params.get("nextToken")
     start = 0
@@ -84,7 +92,10 @@ def _page(items: Sequence[Any], params: dict[str, Any]) -> tuple[list[Any], str 
             raise _error("InvalidToken", f"Invalid Token: '{token}'")
         start = int(token)
     end = start + size
-    return list(items[start:end]), (str(end) if end < len(items) else None)
+    page: dict[str, Any] = {key: list(items[start:end])}
+    if end < len(items):
+        page["nextToken"] = str(end)
+    return page
 
 
 def _json_text(text: str, code: str, what: str) -> Any:
@@ -103,7 +114,7 @@ class SfnApi:
 
     def __init__(self, config: LocalConfig) -> None:
         self.time_scale = config.time_scale
-        self.poll_hold = min(config.poll_hold, POLL_HOLD)
+        self.poll_hold = min(config.poll_hold, STEP_FUNCTIONS.poll_hold)
         self.activities: dict[str, dict[str, Any]] = {}
         self.machines: dict[str, StateMachine] = {}
         self.executions: dict[str, Execution] = {}
@@ -156,11 +167,7 @@ class SfnApi:
         return {"activityArn": arn, "creationDate": activity["creationDate"]}
 
     def _activity(self, arn: str) -> dict[str, Any]:
-        _check_arn(arn, ACTIVITY_ARN, "an activity ARN")
-        activity = self.activities.get(arn)
-        if activity is None:
-            raise _error("ActivityDoesNotExist", f"Activity Does Not Exist: '{arn}'")
-        return activity
+        return _find(self.activities, arn, ACTIVITY_ARN, "Activity")
 
     def describe_activity(self, params: dict[str, Any]) -> dict[str, Any]:
         """DescribeActivity."""
@@ -168,8 +175,7 @@ class SfnApi:
 
     def list_activities(self, params: dict[str, Any]) -> dict[str, Any]:
         """ListActivities, oldest first, paginated."""
-        items, token = _page(list(self.activities.values()), params)
-        return {"activities": items, **({"nextToken": token} if token else {})}
+        return _page("activities", list(self.activities.values()), params)
 
     def delete_activity(self, params: dict[str, Any]) -> dict[str, Any]:
         """DeleteActivity."""
@@ -214,11 +220,7 @@ class SfnApi:
         return {"stateMachineArn": arn, "creationDate": machine.created}
 
     def _machine(self, arn: str) -> StateMachine:
-        _check_arn(arn, _MACHINE_ARN, "a state machine ARN")
-        machine = self.machines.get(arn)
-        if machine is None:
-            raise _error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
-        return machine
+        return _find(self.machines, arn, _MACHINE_ARN, "State Machine")
 
     def describe_state_machine(self, params: dict[str, Any]) -> dict[str, Any]:
         """DescribeStateMachine."""
@@ -239,8 +241,7 @@ class SfnApi:
             {"stateMachineArn": m.arn, "name": m.name, "type": m.type, "creationDate": m.created}
             for m in self.machines.values()
         ]
-        items, token = _page(summaries, params)
-        return {"stateMachines": items, **({"nextToken": token} if token else {})}
+        return _page("stateMachines", summaries, params)
 
     def delete_state_machine(self, params: dict[str, Any]) -> dict[str, Any]:
         """DeleteStateMachine: its running executions are stopped."""
@@ -276,11 +277,7 @@ class SfnApi:
         return {"executionArn": arn, "startDate": execution.started}
 
     def _execution(self, arn: str) -> Execution:
-        _check_arn(arn, _EXECUTION_ARN, "an execution ARN")
-        execution = self.executions.get(arn)
-        if execution is None:
-            raise _error("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
-        return execution
+        return _find(self.executions, arn, _EXECUTION_ARN, "Execution")
 
     @staticmethod
     def _summary(execution: Execution) -> dict[str, Any]:
@@ -319,8 +316,7 @@ class SfnApi:
             for e in reversed(self.executions.values())
             if e.machine is machine and (wanted is None or e.status == wanted)
         ]
-        items, token = _page(found, params)
-        return {"executions": items, **({"nextToken": token} if token else {})}
+        return _page("executions", found, params)
 
     def get_execution_history(self, params: dict[str, Any]) -> dict[str, Any]:
         """GetExecutionHistory, oldest first unless reverseOrder, paginated."""
@@ -329,8 +325,7 @@ class SfnApi:
             events.reverse()
         if params.get("includeExecutionData") is False:
             events = [_without_data(event) for event in events]
-        items, token = _page(events, params)
-        return {"events": items, **({"nextToken": token} if token else {})}
+        return _page("events", events, params)
 
     def stop_execution(self, params: dict[str, Any]) -> dict[str, Any]:
         """StopExecution: ABORTED; the activity task it waits for is taken back."""
@@ -399,15 +394,10 @@ class SfnApi:
                 "ActivityWorkerLimitExceeded",
                 f"Too many open GetActivityTask calls on {arn} (at most {MAX_POLLERS})",
             )
-        deadline = asyncio.get_running_loop().time() + self.poll_hold
-        alive = CONNECTION_ALIVE.get()
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            record = await self._queue.take(arn, max(remaining, 0.0), alive)
-            if record is None:
-                return {}  # no taskToken: nothing to do
-            if record.open:
-                break  # else: stopped while queued (removed already), keep waiting
+        # A task whose execution stopped while it was queued is passed over.
+        record = await self._queue.take(arn, self.poll_hold, CONNECTION_ALIVE.get(), _is_open)
+        if record is None:
+            return {}  # no taskToken: nothing to do
         record.token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(48)}"
         record.worker_name = params.get("workerName")
         self._live[record.token] = record
@@ -463,3 +453,7 @@ def _without_data(event: dict[str, Any]) -> dict[str, Any]:
             value = {k: v for k, v in value.items() if k not in ("input", "output")}
         stripped[key] = value
     return stripped
+
+
+def _is_open(record: ActivityTaskRecord) -> bool:
+    return record.open

@@ -27,10 +27,11 @@ from pipeworker.local._aslpath import (
     read_path,
     write_result,
 )
+from pipeworker.services._sfndescription import STEP_FUNCTIONS
 
 __all__ = ["DATA_LIMIT", "ActivityTaskRecord", "Execution", "Scheduler", "StateMachine"]
 
-DATA_LIMIT = 262_144
+DATA_LIMIT = STEP_FUNCTIONS.limits["output"]
 """The most UTF-8 bytes of an input, output or state payload (256 KiB)."""
 
 # Never caught by States.ALL, only by name (AWS: such errors always fail the execution).

@@ -28,23 +28,12 @@ from typing import Any
 
 from pipeworker.local._config import LocalConfig
 from pipeworker.local._errors import ApiError, invalid_request
-from pipeworker.local._longpoll import LongPollQueue
-from pipeworker.local._taskrunner import CONNECTION_ALIVE
+from pipeworker.local._longpoll import CONNECTION_ALIVE, LongPollQueue
+from pipeworker.services._swfdescription import SWF_DESCRIPTION
 
-__all__ = ["SWF_OPERATIONS", "ActivityTaskRecord", "SwfApi"]
+__all__ = ["ActivityTaskRecord", "SwfApi"]
 
 NAMESPACE = "com.amazonaws.swf.base.model"
-POLL_HOLD = 60.0
-SWF_OPERATIONS = frozenset(
-    {
-        "PollForActivityTask",
-        "RecordActivityTaskHeartbeat",
-        "RespondActivityTaskCompleted",
-        "RespondActivityTaskFailed",
-        "RespondActivityTaskCanceled",
-    }
-)
-"""The activity worker's calls: faults, latency and rate limits apply to them."""
 
 _Key = tuple[str, str]
 
@@ -127,7 +116,7 @@ class SwfApi:
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
-        self.poll_hold = min(config.poll_hold, POLL_HOLD)
+        self.poll_hold = min(config.poll_hold, SWF_DESCRIPTION.poll_hold)
         self.domains: dict[str, dict[str, Any]] = {}
         self.types: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.tasks: list[ActivityTaskRecord] = []

@@ -6,8 +6,6 @@ Each takes the request's (already validated) parameters and returns the response
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from pipeworker.local._activation import pipeline_lookup
@@ -20,16 +18,12 @@ from pipeworker.local._errors import (
     task_not_found,
 )
 from pipeworker.local._evaluation import ExpressionError, evaluate_text
+from pipeworker.local._longpoll import CONNECTION_ALIVE
 from pipeworker.local._scheduler import Scheduler
 from pipeworker.local._state import Pipeline, Runner, ServiceState, Task, utc_now
 from pipeworker.local._values import Ref, Value
 
-__all__ = ["CONNECTION_ALIVE", "TaskRunnerApi", "find_pipeline"]
-
-CONNECTION_ALIVE: ContextVar[Callable[[], bool] | None] = ContextVar(
-    "CONNECTION_ALIVE", default=None
-)
-"""Set by the HTTP layer for each request: whether its client is still connected."""
+__all__ = ["TaskRunnerApi", "find_pipeline"]
 
 # Keys a progress report may not overwrite: the service's own bookkeeping.
 _RESERVED_PREFIX = "@"

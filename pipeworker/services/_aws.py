@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeVar
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore import xform_name
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -56,6 +57,8 @@ from pipeworker.exceptions import (
     TransientServiceError,
     ValidationError,
 )
+from pipeworker.services._answers import kind, read_object
+from pipeworker.services._description import ErrorRules, ServiceDescription
 from pipeworker.services._signed import ErrorAnswer, Profile, SignedTransport
 from pipeworker.services.base import Connection, ConnectionSettings, MalformedAnswer
 
@@ -82,6 +85,9 @@ Sender = Callable[[Mapping[str, Any]], Awaitable[Any]]
 """Sends one operation's parameters and returns the decoded answer."""
 
 REPORT_READ_TIMEOUT = 30.0
+MAX_REPORT_ANSWER_BYTES = 1 << 20
+"""The lean transport's cap on an answer other than a poll's (progress, status, heartbeat: a
+few bytes when all is well; 1 MiB also leaves room for any error page worth reading)."""
 CONNECT_TIMEOUT = 10.0
 
 # What AWS answers a request it cannot authenticate: never worth sending again as it is.
@@ -153,23 +159,6 @@ def report_pool(configured: int | None, settings: ConnectionSettings) -> int:
 # -- errors ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorRules:
-    """What a service's error codes mean beyond the shared table.
-
-    Attributes:
-        lease_lost: codes that mean the task is not this runner's any more.
-        lease_operations: the operations about a held task, where those codes mean a lost
-            lease; elsewhere (a poll, which holds no lease) they are rejections.
-        throttling: the service's own codes that mean "slow down" (Step Functions'
-            ``ActivityWorkerLimitExceeded``), retried with backoff like the shared ones.
-    """
-
-    lease_lost: frozenset[str]
-    lease_operations: frozenset[str]
-    throttling: frozenset[str] = frozenset()
-
-
 def map_error(operation: str, exc: Exception, rules: ErrorRules) -> PipeworkerError:
     """Translate what either transport raised for *operation* into the exception tree.
 
@@ -238,21 +227,6 @@ def _map_answer(
     return RequestRejected(message, operation=operation, code=code or str(status))
 
 
-# -- answers ---------------------------------------------------------------------------------
-
-
-def kind(value: Any) -> str:
-    """How a wrong member is named in a MalformedAnswer: ``missing``, ``a list``, ..."""
-    return "missing" if value is None else f"a {type(value).__name__}"
-
-
-def read_object(answer: Any) -> dict[str, Any]:
-    """*answer* if it is a JSON object (every answer must be, even an empty one)."""
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is {kind(answer)}, not a JSON object")
-    return answer
-
-
 # -- the clients -----------------------------------------------------------------------------
 
 
@@ -261,24 +235,55 @@ class Wire:
     """How a service is reached, for :func:`open_senders`.
 
     Attributes:
-        signing_name: botocore's service name, also the SigV4 signing name (``"swf"``).
-        target_prefix: the ``X-Amz-Target`` prefix (``"SimpleWorkflowService"``).
-        content_type: ``application/x-amz-json-1.0`` or ``-1.1``.
-        operations: every operation sent, as its aiobotocore method and profile
-            (``"poll"`` or ``"report"``).
-        lean: the operations the lean transport sends; the others always go through aiobotocore.
-        max_answer_bytes: the lean transport's answer cap, per profile.
-        client_name: botocore's service name when it is not the signing name (Step Functions:
-            ``"stepfunctions"``, signed as ``"states"``).
+        description: the service's names, prefix, JSON version and long poll (and everything
+            else both the worker and the local service read).
+        lean: the operations the lean transport sends.
+        slow: the operations always sent through aiobotocore (rare ones: once at start, or
+            seldom enough that botocore's CPU does not matter).
+        max_poll_answer_bytes: the lean transport's cap on a poll's answer.
+        max_report_answer_bytes: its cap on any other answer.
     """
 
-    signing_name: str
-    target_prefix: str
-    content_type: str
-    operations: Mapping[str, tuple[str, str]]
+    description: ServiceDescription
     lean: frozenset[str]
-    max_answer_bytes: Mapping[str, int]
-    client_name: str | None = None
+    slow: frozenset[str]
+    max_poll_answer_bytes: int
+    max_report_answer_bytes: int = MAX_REPORT_ANSWER_BYTES
+
+    @property
+    def operations(self) -> dict[str, tuple[str, str]]:
+        """Every operation sent, as its aiobotocore method and profile: the long poll on
+        ``"poll"``, the rest on ``"report"``."""
+        poll = self.description.poll_operation
+        return {
+            operation: (xform_name(operation), "poll" if operation == poll else "report")
+            for operation in sorted(self.lean | self.slow)
+        }
+
+    @property
+    def max_answer_bytes(self) -> dict[str, int]:
+        """The lean transport's answer cap, per profile."""
+        return {"poll": self.max_poll_answer_bytes, "report": self.max_report_answer_bytes}
+
+    @property
+    def signing_name(self) -> str:
+        """The SigV4 signing name (``"swf"``, ``"states"``)."""
+        return self.description.signing_name
+
+    @property
+    def client_name(self) -> str:
+        """botocore's service name (``"stepfunctions"``, signed as ``"states"``)."""
+        return self.description.name
+
+    @property
+    def target_prefix(self) -> str:
+        """The ``X-Amz-Target`` prefix (``"SimpleWorkflowService"``)."""
+        return self.description.target_prefix
+
+    @property
+    def content_type(self) -> str:
+        """``application/x-amz-json-1.0`` or ``-1.1``."""
+        return self.description.content_type
 
 
 def _profile_not_found(exc: ProfileNotFound) -> ConfigurationError:
@@ -346,7 +351,7 @@ async def open_senders(
                 )
                 clients[name] = await stack.enter_async_context(
                     session.create_client(
-                        wire.client_name or wire.signing_name,
+                        wire.client_name,
                         region_name=settings.region,
                         endpoint_url=settings.endpoint_url,
                         config=config,

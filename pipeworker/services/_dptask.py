@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from pipeworker import _retry
 from pipeworker.exceptions import ValidationError
+from pipeworker.services._dpdescription import DATA_PIPELINE
 from pipeworker.services.base import ReceivedTask
 from pipeworker.task import _DONE, BaseTask
 
@@ -31,8 +32,8 @@ __all__ = [
 ]
 
 # What one object may hold (the whole ReportTaskProgress request lands on the attempt object).
-MAX_PROGRESS_FIELDS = 50
-MAX_PROGRESS_BYTES = 15_360
+MAX_PROGRESS_FIELDS = DATA_PIPELINE.limits["object_fields"]
+MAX_PROGRESS_BYTES = DATA_PIPELINE.limits["object_bytes"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from pipeworker.services._answers import kind as _kind
+from pipeworker.services._answers import read_flag, read_object
 from pipeworker.services._dptask import FieldValue, ReceivedAttempt, Ref, resolve_field
 from pipeworker.services.base import MalformedAnswer
 
@@ -23,10 +25,6 @@ __all__ = [
     "read_terminate",
     "task_from_wire",
 ]
-
-
-def _kind(value: Any) -> str:
-    return "missing" if value is None else f"a {type(value).__name__}"
 
 
 def _malformed_field(field: Any, task_id: str, object_id: str) -> MalformedAnswer:
@@ -143,33 +141,16 @@ def task_from_wire(queue: str, task: Any) -> ReceivedAttempt:
 
 def poll_answer(queue: str, answer: Any) -> ReceivedAttempt | None:
     """Read PollForTask's answer: the task, or None when the hold ran out without one."""
-    task = _read_object(answer).get("taskObject")
+    task = read_object(answer).get("taskObject")
     return None if task is None else task_from_wire(queue, task)
 
 
-def _read_object(answer: Any) -> dict[str, Any]:
-    # Every answer is a JSON object: SetTaskStatus's is {} but still must be one.
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is {_kind(answer)}, not a JSON object")
-    return answer
-
-
-def _read_flag(member: str) -> Callable[[Any], bool]:
-    def read(answer: Any) -> bool:
-        value = _read_object(answer).get(member)
-        if value.__class__ is not bool:
-            raise MalformedAnswer(f"{member} is {_kind(value)}, not a boolean")
-        return bool(value)
-
-    return read
-
-
 def read_expression(answer: Any) -> str:
-    value = _read_object(answer).get("evaluatedExpression")
+    value = read_object(answer).get("evaluatedExpression")
     if not isinstance(value, str):
         raise MalformedAnswer(f"evaluatedExpression is {_kind(value)}, not a string")
     return value
 
 
-read_canceled = _read_flag("canceled")
-read_terminate = _read_flag("terminate")
+read_canceled = read_flag("canceled")
+read_terminate = read_flag("terminate")

@@ -11,11 +11,12 @@ from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 from pipeworker.exceptions import ValidationError
+from pipeworker.services._swfdescription import SWF_DESCRIPTION
 from pipeworker.task import _DONE, BaseTask
 
 __all__ = ["HEARTBEAT_DETAILS_LIMIT", "ActivityTask", "ActivityType", "WorkflowExecution"]
 
-HEARTBEAT_DETAILS_LIMIT = 2048
+HEARTBEAT_DETAILS_LIMIT = SWF_DESCRIPTION.limits["heartbeat_details"]
 
 
 class ActivityType(NamedTuple):

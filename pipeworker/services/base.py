@@ -239,6 +239,9 @@ class Service(abc.ABC, Generic[TaskT]):
         queue_name: what a queue is called in this service (``"worker group"``), for messages.
         lease_seconds: how long a task stays this runner's without a progress report; the
             worker refuses a progress interval that could let it lapse.
+        ack_window: how long a task handed out by a poll stays this runner's before its
+            acknowledgement lands (Data Pipeline: 120 s); None where the poll itself starts the
+            task (its lease then runs from the poll).
         task_class: the :class:`~pipeworker.Task` subclass handlers receive.
         rate_limits: the account's documented budgets, by connection method (``poll``,
             ``acknowledge``, ``report_progress``, ``finish``, ``canceled``, ``heartbeat``);
@@ -256,6 +259,7 @@ class Service(abc.ABC, Generic[TaskT]):
     name: str = ""
     queue_name: str = "queue"
     lease_seconds: float = 300.0
+    ack_window: float | None = None
     poll_stop: Literal["abort", "drain"] = "drain"
     typed_tasks: bool = True
     rate_limits: Mapping[str, RateLimit] = {}

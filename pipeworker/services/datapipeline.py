@@ -35,16 +35,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 from typing import Any, Final, cast
 
 from pipeworker._model import validate_input
-from pipeworker.exceptions import ConfigurationError, PipeworkerError, ValidationError
+from pipeworker.exceptions import PipeworkerError, ValidationError
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
+from pipeworker.services._dpdescription import DATA_PIPELINE
 from pipeworker.services._dptask import (
     MAX_PROGRESS_BYTES,
     MAX_PROGRESS_FIELDS,
@@ -66,9 +67,7 @@ from pipeworker.services.base import (
     ConnectionSettings,
     MalformedAnswer,
     Outcome,
-    RateLimit,
     ReceivedTask,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -86,9 +85,7 @@ __all__ = [
     "task_from_wire",
 ]
 
-SERVICE: Final = "datapipeline"
-POLL_HOLD = 90.0
-"""How long the service holds a PollForTask open when it has no task."""
+SERVICE: Final = DATA_PIPELINE.name
 
 # The largest legitimate PollForTask answer: a task carries its attempt, instance and component
 # objects and what they refer to, at most the pipeline's 100 objects (AWS's default limit), each
@@ -97,46 +94,24 @@ POLL_HOLD = 90.0
 # and id/name: under 100 KB per object, under 10 MB per task even if every byte were escaped.
 # 32 MiB is three times that, and ten times the object limit at realistic (<= 2x) escaping.
 MAX_POLL_ANSWER_BYTES = 32 << 20
-# ReportTaskProgress / SetTaskStatus / heartbeat answers are a few bytes ({"canceled":false});
-# 1 MiB also leaves room for any error page worth reading.
-MAX_REPORT_ANSWER_BYTES = 1 << 20
+MAX_REPORT_ANSWER_BYTES = _aws.MAX_REPORT_ANSWER_BYTES
 
 
-ERROR_ID_LIMIT = 1024
-ERROR_MESSAGE_LIMIT = 1024  # the model sets none; the API page gives 4095 for the stack trace
-ERROR_STACK_LIMIT = 1024
+ERROR_ID_LIMIT = DATA_PIPELINE.limits["error_id"]
+ERROR_MESSAGE_LIMIT = DATA_PIPELINE.limits["error_message"]
+ERROR_STACK_LIMIT = DATA_PIPELINE.limits["error_stack_trace"]
 RESERVED_ERROR_PREFIX = "Service_"
 
 log = logging.getLogger("pipeworker.datapipeline")
 
-# PollForTask lists TaskNotFoundException too, but a poll holds no lease to lose.
-_ERRORS = ErrorRules(
-    lease_lost=frozenset(
-        {"TaskNotFoundException", "PipelineNotFoundException", "PipelineDeletedException"}
-    ),
-    lease_operations=frozenset(
-        {"ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat", "EvaluateExpression"}
-    ),
-)
 # Everything outside the model's character pattern: control characters and lone surrogates.
 _OUTSIDE_PATTERN = re.compile("[^\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff\r\n\t]")
 
 _WIRE = Wire(
-    signing_name=SERVICE,
-    target_prefix="DataPipeline",
-    content_type="application/x-amz-json-1.1",
-    operations={
-        "PollForTask": ("poll_for_task", "poll"),
-        "ReportTaskProgress": ("report_task_progress", "report"),
-        "SetTaskStatus": ("set_task_status", "report"),
-        "ReportTaskRunnerHeartbeat": ("report_task_runner_heartbeat", "report"),
-        "EvaluateExpression": ("evaluate_expression", "report"),
-    },
-    # EvaluateExpression is rare: it stays on aiobotocore.
-    lean=frozenset(
-        {"PollForTask", "ReportTaskProgress", "SetTaskStatus", "ReportTaskRunnerHeartbeat"}
-    ),
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    DATA_PIPELINE,
+    lean=DATA_PIPELINE.worker_operations - {"EvaluateExpression"},
+    slow=frozenset({"EvaluateExpression"}),  # rare: it stays on aiobotocore
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 
 
@@ -147,7 +122,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     PipelineNotFoundException and PipelineDeletedException on a call about a task are a lost
     lease.
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, DATA_PIPELINE.errors)
 
 
 def _clean(text: str) -> str:
@@ -175,18 +150,7 @@ def status_params(task_id: str, outcome: Outcome) -> dict[str, Any]:
     return params
 
 
-_PROGRESS_BUDGET = RateLimit("ReportTaskProgress", rate=10.0, burst=100.0)
-RATE_LIMITS: Final = {
-    "poll": RateLimit("PollForTask", rate=2.0, burst=100.0),
-    "acknowledge": _PROGRESS_BUDGET,
-    "report_progress": _PROGRESS_BUDGET,
-    "finish": RateLimit("SetTaskStatus", rate=10.0, burst=100.0),
-    "heartbeat": RateLimit("ReportTaskRunnerHeartbeat", rate=1.0, burst=100.0),
-}
-"""The account's token buckets (PROTOCOL.md), by connection method; EvaluateExpression has none."""
-
-
-class DataPipeline(_aws.TransportSwitch, Service[Task]):
+class DataPipeline(AwsService[Task]):
     """AWS Data Pipeline (2012-10-29): the task-runner calls, as the default service.
 
     Args:
@@ -201,12 +165,8 @@ class DataPipeline(_aws.TransportSwitch, Service[Task]):
             call; ``"aiobotocore"`` sends every call through aiobotocore clients.
     """
 
-    name = SERVICE
-    queue_name = "worker group"
-    rate_limits = RATE_LIMITS
-    # A task handed to an aborted poll is offered again after the 2-minute acknowledgement
-    # window, so a stop need not wait out a 90 s hold.
-    poll_stop = "abort"
+    description = DATA_PIPELINE
+    wire = _WIRE
 
     @property
     def task_class(self) -> type[Task]:
@@ -215,19 +175,17 @@ class DataPipeline(_aws.TransportSwitch, Service[Task]):
     def __init__(
         self,
         *,
-        lease: float | timedelta = timedelta(minutes=5),
-        poll_read_timeout: float = POLL_HOLD + 30.0,
+        lease: float | timedelta = timedelta(seconds=DATA_PIPELINE.lease_seconds),
+        poll_read_timeout: float = DATA_PIPELINE.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         self.lease_seconds = lease.total_seconds() if isinstance(lease, timedelta) else lease
-        if poll_read_timeout <= POLL_HOLD:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must exceed the {POLL_HOLD:g}s poll hold"
-            )
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"DataPipeline(lease={self.lease_seconds:g}, transport={self.transport!r})"
@@ -246,23 +204,18 @@ class DataPipeline(_aws.TransportSwitch, Service[Task]):
             {"taskrunnerId": taskrunner_id, "hostname": hostname},
         )
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            # Polls never outnumber free slots: one connection per slot, and one to spare.
-            poll_pool=settings.max_concurrency + 1,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            yield _DataPipelineConnection(senders, settings)
+    def poll_pool(self, settings: ConnectionSettings) -> int:
+        """Polls never outnumber free slots: one connection per slot, and one to spare."""
+        return settings.max_concurrency + 1
+
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        return _DataPipelineConnection(senders, settings)
 
 
 class _DataPipelineConnection(AwsConnection):
-    errors = _ERRORS
+    errors = DATA_PIPELINE.errors
     log = log
 
     def __init__(self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings) -> None:

@@ -33,8 +33,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pipeworker._model import validate_input
@@ -45,7 +44,9 @@ from pipeworker.exceptions import (
     TransientServiceError,
 )
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
+from pipeworker.services._sfndescription import STEP_FUNCTIONS
 from pipeworker.services._sfntask import StepFunctionsTask
 from pipeworker.services.base import (
     Connection,
@@ -54,7 +55,6 @@ from pipeworker.services.base import (
     Outcome,
     RateLimit,
     ReceivedTask,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -72,17 +72,13 @@ __all__ = [
     "rate_limits_for",
 ]
 
-SERVICE: Final = "stepfunctions"
-SIGNING_NAME: Final = "states"
-POLL_HOLD = 60.0
-"""How long Step Functions holds a GetActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = 65.0
+SERVICE: Final = STEP_FUNCTIONS.name
 
-OUTPUT_LIMIT = 262_144
+OUTPUT_LIMIT = STEP_FUNCTIONS.limits["output"]
 """The most UTF-8 bytes of SendTaskSuccess's output."""
-ERROR_LIMIT = 256
-CAUSE_LIMIT = 32_768
-WORKER_NAME_LIMIT = 80
+ERROR_LIMIT = STEP_FUNCTIONS.limits["error"]
+CAUSE_LIMIT = STEP_FUNCTIONS.limits["cause"]
+WORKER_NAME_LIMIT = STEP_FUNCTIONS.limits["worker_name"]
 # Of a cut cause, the message keeps at most this much of the head; the trace's tail the rest.
 _CAUSE_MESSAGE_SHARE = 4096
 
@@ -94,52 +90,25 @@ RESULT_TOO_LARGE = "ResultTooLarge"
 # GetActivityTask's largest answer: input up to 256 KiB characters, each at most 12 bytes once
 # JSON-escaped, plus a token of <= 2,048: about 3.2 MB. 4 MiB leaves room.
 MAX_POLL_ANSWER_BYTES = 4 << 20
-MAX_REPORT_ANSWER_BYTES = 1 << 20
 
 log = logging.getLogger("pipeworker.stepfunctions")
 
-_TASK_OPERATIONS = frozenset({"SendTaskHeartbeat", "SendTaskSuccess", "SendTaskFailure"})
-_ERRORS = ErrorRules(
-    lease_lost=frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}),
-    lease_operations=_TASK_OPERATIONS,
-    throttling=frozenset({"ActivityWorkerLimitExceeded", "KmsThrottlingException"}),
-)
 _WIRE = Wire(
-    signing_name=SIGNING_NAME,
-    client_name=SERVICE,
-    target_prefix="AWSStepFunctions",
-    content_type="application/x-amz-json-1.0",
-    operations={
-        "GetActivityTask": ("get_activity_task", "poll"),
-        "SendTaskHeartbeat": ("send_task_heartbeat", "report"),
-        "SendTaskSuccess": ("send_task_success", "report"),
-        "SendTaskFailure": ("send_task_failure", "report"),
-        "ListActivities": ("list_activities", "report"),
-        "CreateActivity": ("create_activity", "report"),
-    },
-    lean=_TASK_OPERATIONS | {"GetActivityTask"},
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    STEP_FUNCTIONS,
+    lean=STEP_FUNCTIONS.worker_operations,
+    slow=frozenset({"ListActivities", "CreateActivity"}),  # once at start
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 _ACTIVITY_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:activity:[^:\s]+")
 # Step Functions' rule for names: no whitespace, brackets, wildcards, specials or controls.
 _BAD_NAME = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]")
-# Where the account's buckets are larger (the API reference's quotas page).
-_LARGE_REGIONS = frozenset({"us-east-1", "us-west-2", "eu-west-1"})
 
 
 def rate_limits_for(region: str | None) -> dict[str, RateLimit]:
     """The account's per-call buckets in *region*, by connection method: 3,000 burst and 500
     per second in us-east-1, us-west-2 and eu-west-1; 1,500 and 300 elsewhere (and when the
     region is unknown, the conservative reading)."""
-    burst, rate = (3000.0, 500.0) if region in _LARGE_REGIONS else (1500.0, 300.0)
-    # SendTaskSuccess and SendTaskFailure have a bucket each; one shared budget for both is the
-    # conservative reading (a worker cannot know in advance how its tasks end).
-    finish = RateLimit("SendTaskSuccess/Failure", rate=rate, burst=burst)
-    return {
-        "poll": RateLimit("GetActivityTask", rate=rate, burst=burst),
-        "report_progress": RateLimit("SendTaskHeartbeat", rate=rate, burst=burst),
-        "finish": finish,
-    }
+    return STEP_FUNCTIONS.pacing(region)
 
 
 def map_error(operation: str, exc: Exception) -> PipeworkerError:
@@ -148,7 +117,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     TaskTimedOut, TaskDoesNotExist and InvalidToken on a call with a token are a lost lease;
     ActivityWorkerLimitExceeded and KmsThrottlingException are throttles (retried with backoff).
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, STEP_FUNCTIONS.errors)
 
 
 def output_text(result: Any) -> str:
@@ -200,7 +169,7 @@ def _default_worker_name(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:WORKER_NAME_LIMIT]
 
 
-class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
+class StepFunctions(AwsService[StepFunctionsTask]):
     """AWS Step Functions (2016-11-23) activity workers.
 
     ``Worker(service=StepFunctions())`` polls the activities its handlers name:
@@ -226,10 +195,9 @@ class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
         ConfigurationError: a setting breaks Step Functions' rules; the message says how.
     """
 
-    name = SERVICE
-    queue_name = "activity ARN"
+    description = STEP_FUNCTIONS
+    wire = _WIRE
     typed_tasks = False
-    lease_seconds = float("inf")  # each state sets its own HeartbeatSeconds, or none
 
     def __init__(
         self,
@@ -237,11 +205,15 @@ class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
         worker_name: str | None = None,
         heartbeat_seconds: Mapping[str, float] | None = None,
         create_activities: bool = False,
-        poll_read_timeout: float = POLL_HOLD + 15.0,
+        poll_read_timeout: float = STEP_FUNCTIONS.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         if worker_name is not None:
             if not isinstance(worker_name, str):
                 raise ConfigurationError(f"worker_name must be a string, got {worker_name!r}")
@@ -255,16 +227,9 @@ class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
                     f"heartbeat_seconds[{activity!r}] must be the state's HeartbeatSeconds "
                     f"(a number > 0), got {seconds!r}"
                 )
-        if poll_read_timeout < MIN_POLL_READ_TIMEOUT:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must be at least "
-                f"{MIN_POLL_READ_TIMEOUT:g}s (Step Functions holds a poll for {POLL_HOLD:g}s)"
-            )
         self.worker_name = worker_name
         self.heartbeat_seconds = beats
         self.create_activities = bool(create_activities)
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"StepFunctions(transport={self.transport!r})"
@@ -301,29 +266,23 @@ class StepFunctions(_aws.TransportSwitch, Service[StepFunctionsTask]):
         """Check the workerName polls will carry (the default one is cut to 80 characters)."""
         return self._worker_name_problems(self.worker_name or _default_worker_name(hostname))
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients, resolve bare activity names; close both after."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            connection = _StepFunctionsConnection(
-                senders,
-                self.worker_name or _default_worker_name(settings.hostname),
-                self.heartbeat_seconds,
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        """The connection, bare activity names resolved (and created if asked)."""
+        connection = _StepFunctionsConnection(
+            senders,
+            self.worker_name or _default_worker_name(settings.hostname),
+            self.heartbeat_seconds,
+        )
+        unknown = sorted(set(self.heartbeat_seconds) - set(settings.queues))
+        if unknown:
+            raise ConfigurationError(
+                f"heartbeat_seconds names {', '.join(map(repr, unknown))}, which no handler "
+                "polls: use the activity ARN or name its handler was registered with"
             )
-            unknown = sorted(set(self.heartbeat_seconds) - set(settings.queues))
-            if unknown:
-                raise ConfigurationError(
-                    f"heartbeat_seconds names {', '.join(map(repr, unknown))}, which no handler "
-                    "polls: use the activity ARN or name its handler was registered with"
-                )
-            await connection.resolve(settings.queues, create=self.create_activities)
-            yield connection
+        await connection.resolve(settings.queues, create=self.create_activities)
+        return connection
 
 
 def _read_activity_task(answer: Any) -> dict[str, Any] | None:
@@ -345,7 +304,7 @@ def _read_activity_task(answer: Any) -> dict[str, Any] | None:
 
 class _StepFunctionsConnection(AwsConnection):
     runner_heartbeat = False
-    errors = _ERRORS
+    errors = STEP_FUNCTIONS.errors
     log = log
 
     def __init__(

@@ -30,23 +30,22 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pipeworker._model import validate_input
 from pipeworker.exceptions import ConfigurationError, PipeworkerError
 from pipeworker.services import _aws
-from pipeworker.services._aws import AwsConnection, ErrorRules, Transport, Wire
+from pipeworker.services._answers import read_flag, read_member
+from pipeworker.services._aws import AwsConnection, Transport, Wire
+from pipeworker.services._awsservice import AwsService
+from pipeworker.services._swfdescription import SWF_DESCRIPTION
 from pipeworker.services._swftask import ActivityTask, ActivityType, WorkflowExecution
 from pipeworker.services.base import (
     Connection,
     ConnectionSettings,
-    MalformedAnswer,
     Outcome,
-    RateLimit,
     ReceivedTask,
-    Service,
     truncate_head,
     truncate_tail,
 )
@@ -61,54 +60,26 @@ __all__ = [
     "result_text",
 ]
 
-SERVICE: Final = "swf"
-POLL_HOLD = 60.0
-"""How long SWF holds a PollForActivityTask open when it has no task."""
-MIN_POLL_READ_TIMEOUT = 70.0
+SERVICE: Final = SWF_DESCRIPTION.name
 
-RESULT_LIMIT = 32768
-REASON_LIMIT = 256
-DETAILS_LIMIT = 32768
-IDENTITY_LIMIT = 256
+RESULT_LIMIT = SWF_DESCRIPTION.limits["result"]
+REASON_LIMIT = SWF_DESCRIPTION.limits["reason"]
+DETAILS_LIMIT = SWF_DESCRIPTION.limits["details"]
+IDENTITY_LIMIT = SWF_DESCRIPTION.limits["identity"]
 
 # The largest legitimate PollForActivityTask answer: input (<= 32,768 characters, at most 12
 # bytes each once JSON-escaped: a surrogate pair as two \uXXXX) plus the token (<= 1,024) and a
 # few names of <= 256: under 450 KB. 2 MiB is over four times that.
 MAX_POLL_ANSWER_BYTES = 2 << 20
-# Heartbeat and Respond* answers are a few bytes ({"cancelRequested":false}); 1 MiB also leaves
-# room for any error page worth reading.
-MAX_REPORT_ANSWER_BYTES = 1 << 20
+MAX_REPORT_ANSWER_BYTES = _aws.MAX_REPORT_ANSWER_BYTES
 
 log = logging.getLogger("pipeworker.swf")
 
-# Calls that carry a task token: UnknownResourceFault there means the token is dead (the task
-# timed out, was cancelled or its execution closed); on a poll it means the domain is unknown.
-_ERRORS = ErrorRules(
-    lease_lost=frozenset({"UnknownResourceFault"}),
-    lease_operations=frozenset(
-        {
-            "RecordActivityTaskHeartbeat",
-            "RespondActivityTaskCompleted",
-            "RespondActivityTaskFailed",
-            "RespondActivityTaskCanceled",
-        }
-    ),
-)
 _WIRE = Wire(
-    signing_name=SERVICE,
-    target_prefix="SimpleWorkflowService",
-    content_type="application/x-amz-json-1.0",
-    operations={
-        "PollForActivityTask": ("poll_for_activity_task", "poll"),
-        "DescribeActivityType": ("describe_activity_type", "report"),
-        "RecordActivityTaskHeartbeat": ("record_activity_task_heartbeat", "report"),
-        "RespondActivityTaskCompleted": ("respond_activity_task_completed", "report"),
-        "RespondActivityTaskFailed": ("respond_activity_task_failed", "report"),
-        "RespondActivityTaskCanceled": ("respond_activity_task_canceled", "report"),
-    },
-    # DescribeActivityType is sent once per activity type: it stays on aiobotocore.
-    lean=_ERRORS.lease_operations | {"PollForActivityTask"},
-    max_answer_bytes={"poll": MAX_POLL_ANSWER_BYTES, "report": MAX_REPORT_ANSWER_BYTES},
+    SWF_DESCRIPTION,
+    lean=SWF_DESCRIPTION.worker_operations,
+    slow=frozenset({"DescribeActivityType"}),  # once per activity type
+    max_poll_answer_bytes=MAX_POLL_ANSWER_BYTES,
 )
 # SWF's naming rule for domains and task lists (the model checks only lengths): no ':', '/',
 # '|' or control characters, and not the literal string "arn".
@@ -123,7 +94,7 @@ def map_error(operation: str, exc: Exception) -> PipeworkerError:
     closed); on a poll it means the domain does not exist. LimitExceededException and the
     throttling codes are throttles, retried with backoff.
     """
-    return _aws.map_error(operation, exc, _ERRORS)
+    return _aws.map_error(operation, exc, SWF_DESCRIPTION.errors)
 
 
 def result_text(result: Any) -> str:
@@ -176,20 +147,7 @@ def _default_identity(hostname: str) -> str:
     return f"{os.getpid()}@{hostname}"[:IDENTITY_LIMIT]
 
 
-# Each Respond* call has its own bucket on AWS; one shared budget for all three is the
-# conservative reading (a runner cannot know in advance how its tasks will end).
-_RESPOND_BUDGET = RateLimit("RespondActivityTask*", rate=200.0, burst=2000.0)
-RATE_LIMITS: Final = {
-    "poll": RateLimit("PollForActivityTask", rate=200.0, burst=2000.0),
-    # acknowledge() sends nothing on SWF: only the heartbeats are paced.
-    "report_progress": RateLimit("RecordActivityTaskHeartbeat", rate=160.0, burst=2000.0),
-    "finish": _RESPOND_BUDGET,
-    "canceled": _RESPOND_BUDGET,
-}
-"""The account's per-call buckets (PROTOCOL.md: size 2000, refill per second), by method."""
-
-
-class SWF(_aws.TransportSwitch, Service[ActivityTask]):
+class SWF(AwsService[ActivityTask]):
     """Amazon SWF (2012-01-25) activity workers.
 
     ``Worker(service=SWF(domain="orders"))`` polls the task lists its handlers name:
@@ -210,22 +168,24 @@ class SWF(_aws.TransportSwitch, Service[ActivityTask]):
         ConfigurationError: the domain or identity breaks SWF's rules; the message says how.
     """
 
-    name = SERVICE
-    queue_name = "task list"
     # No service-wide lease: each activity type sets its own heartbeat timeout (or none).
-    lease_seconds = float("inf")
-    rate_limits = RATE_LIMITS
+    description = SWF_DESCRIPTION
+    wire = _WIRE
 
     def __init__(
         self,
         *,
         domain: str,
         identity: str | None = None,
-        poll_read_timeout: float = POLL_HOLD + 15.0,
+        poll_read_timeout: float = SWF_DESCRIPTION.poll_read_timeout,
         report_pool_size: int | None = None,
         transport: Transport = "lean",
     ) -> None:
-        self.transport: Transport = _aws.check_transport(transport)
+        super().__init__(
+            poll_read_timeout=poll_read_timeout,
+            report_pool_size=report_pool_size,
+            transport=transport,
+        )
         if not isinstance(domain, str):
             raise ConfigurationError(f"SWF domain must be a string, got {domain!r}")
         problems = validate_input(
@@ -237,15 +197,8 @@ class SWF(_aws.TransportSwitch, Service[ActivityTask]):
             problems = self._identity_problems(identity)
             if problems:
                 raise ConfigurationError(f"invalid SWF identity: {'; '.join(problems)}")
-        if poll_read_timeout < MIN_POLL_READ_TIMEOUT:
-            raise ConfigurationError(
-                f"poll_read_timeout={poll_read_timeout:g}s must be at least "
-                f"{MIN_POLL_READ_TIMEOUT:g}s (SWF holds a poll for {POLL_HOLD:g}s)"
-            )
         self.domain = domain
         self.identity = identity
-        self.poll_read_timeout = poll_read_timeout
-        self.report_pool_size = report_pool_size
 
     def __repr__(self) -> str:
         return f"SWF(domain={self.domain!r}, transport={self.transport!r})"
@@ -277,35 +230,21 @@ class SWF(_aws.TransportSwitch, Service[ActivityTask]):
         """Check the identity polls will carry (the default one is cut to 256 characters)."""
         return self._identity_problems(self.identity or _default_identity(hostname))
 
-    @asynccontextmanager
-    async def connect(self, settings: ConnectionSettings) -> AsyncIterator[Connection]:
-        """Create the poll and report clients; closing the context closes both."""
-        async with _aws.open_senders(
-            _WIRE,
-            settings,
-            transport=self.transport,
-            poll_read_timeout=self.poll_read_timeout,
-            report_pool_size=self.report_pool_size,
-        ) as senders:
-            identity = self.identity or _default_identity(settings.hostname)
-            yield _SWFConnection(senders, self.domain, identity)
-
-
-def _member(answer: Mapping[str, Any], name: str, expected: type | tuple[type, ...]) -> Any:
-    value = answer.get(name)
-    if value is not None and not isinstance(value, expected):
-        raise MalformedAnswer(f"{name} is {_aws.kind(value)}: {str(value)[:80]}")
-    return value
+    async def open_connection(
+        self, senders: Mapping[str, _aws.Sender], settings: ConnectionSettings
+    ) -> Connection:
+        identity = self.identity or _default_identity(settings.hostname)
+        return _SWFConnection(senders, self.domain, identity)
 
 
 def _read_activity_task(answer: Any) -> dict[str, Any] | None:
     """PollForActivityTask's answer, its members checked; None when no task came."""
     response = _aws.read_object(answer)
-    token = _member(response, "taskToken", str)
+    token = read_member(response, "taskToken", str)
     if not token:
         return None  # moto omits it, SWF sends ""
-    kind = _member(response, "activityType", dict) or {}
-    execution = _member(response, "workflowExecution", dict) or {}
+    kind = read_member(response, "activityType", dict) or {}
+    execution = read_member(response, "workflowExecution", dict) or {}
     # Checked here so the task's properties (activity_id, input, ...) can trust them.
     for mapping, name in (
         (response, "activityId"),
@@ -315,25 +254,22 @@ def _read_activity_task(answer: Any) -> dict[str, Any] | None:
         (execution, "workflowId"),
         (execution, "runId"),
     ):
-        _member(mapping, name, str)
-    _member(response, "startedEventId", int)
+        read_member(mapping, name, str)
+    read_member(response, "startedEventId", int)
     return {**response, "activityType": kind, "workflowExecution": execution}
 
 
 def _read_configuration(answer: Any) -> Mapping[str, Any]:
-    return _member(_aws.read_object(answer), "configuration", dict) or {}
+    return read_member(_aws.read_object(answer), "configuration", dict) or {}
 
 
-def _read_cancel_requested(answer: Any) -> bool:
-    value = _aws.read_object(answer).get("cancelRequested", False)
-    if value.__class__ is not bool:
-        raise MalformedAnswer(f"cancelRequested is {_aws.kind(value)}, not a boolean")
-    return bool(value)
+# SWF's model requires cancelRequested; moto leaves it out (and never cancels).
+_read_cancel_requested = read_flag("cancelRequested", default=False)
 
 
 class _SWFConnection(AwsConnection):
     runner_heartbeat = False
-    errors = _ERRORS
+    errors = SWF_DESCRIPTION.errors
     log = log
 
     def __init__(self, senders: Mapping[str, _aws.Sender], domain: str, identity: str) -> None:

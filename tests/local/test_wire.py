@@ -156,7 +156,7 @@ async def test_an_unexpected_failure_is_an_internal_service_error_without_traceb
     def broken(params: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("bug")
 
-    service.dispatcher._operations["ListPipelines"] = (broken, False)
+    service.dispatcher._services["DataPipeline"][1]["ListPipelines"] = (broken, False)
     status, body = await raw("DataPipeline.ListPipelines", {})
     assert (status, code(body)) == (500, "InternalServiceError")
     assert "bug" not in body["message"]
