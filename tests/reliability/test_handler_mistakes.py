@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,7 +22,6 @@ from aiobotocore.session import get_session
 
 from pipeworker import (
     ConfigurationError,
-    DataPipeline,
     Outcome,
     PreconditionNotMet,
     Task,
@@ -34,7 +30,6 @@ from pipeworker import (
 )
 from pipeworker._events import Observer
 from pipeworker.local import LocalConfig, LocalService
-from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
 from tests.helpers import (
     activities,
     attempts,
@@ -127,61 +122,8 @@ async def test_async_handlers_registered_as_sync_are_awaited_never_finished_unru
     assert sorted(ran) == ["A", "B", "C"]
 
 
-class Custom(BaseException):
-    pass
-
-
-@pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt, GeneratorExit, Custom])
-@pytest.mark.parametrize("style", ["async", "sync"])
-async def test_a_handler_raising_a_base_exception_fails_its_task_only(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    error: type[BaseException],
-    style: str,
-) -> None:
-    worker = make_worker(endpoint_url=service.endpoint_url)
-    release = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def raise_it() -> None:
-        if error is SystemExit:
-            sys.exit(3)
-        raise error("from the handler")
-
-    if style == "async":
-
-        @worker.activity("wg-x-Bad")
-        async def bad(task: Task) -> None:
-            raise_it()
-
-    else:
-
-        @worker.activity("wg-x-Bad")
-        def bad_sync(task: Task) -> None:
-            raise_it()
-
-    @worker.activity("wg-x-Good")
-    async def good(task: Task) -> None:
-        await release.wait()  # running while the bad one blows up
-
-    pipeline_id = await start_pipeline(dp, _named("wg-x", "Bad", "Good", own_groups=True))
-    async with worker:
-
-        async def bad_ended() -> bool:
-            found = by_component(await attempts(dp, pipeline_id))
-            return found.get("Bad", {}).get("@status") == "FAILED"
-
-        await eventually(bad_ended)
-        loop.call_soon(release.set)
-
-        async def good_ended() -> bool:
-            found = by_component(await attempts(dp, pipeline_id))
-            return found.get("Good", {}).get("@status") == "FINISHED"
-
-        await eventually(good_ended)
-    found = by_component(await attempts(dp, pipeline_id))
-    assert found["Bad"]["errorId"] == error.__name__
+# A handler raising any BaseException (async or sync) fails its task only:
+# tests/unit/test_outcomes.py.
 
 
 class Unprintable(Exception):
@@ -377,98 +319,9 @@ async def test_the_acknowledgement_is_sent_before_the_handler_starts(
     assert ended["Blocker"]["@status"] == "FINISHED"
 
 
-class HandsOutTwice(DataPipeline):
-    """Data Pipeline whose first poll answer is delivered twice (a service handing a running
-    task out again), a fake at the transport seam."""
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._twice(super().connect(settings))
-
-    @asynccontextmanager
-    async def _twice(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-            seen: list[ReceivedTask] = []
-
-            async def twice(queue: str) -> ReceivedTask | None:
-                if len(seen) == 1:
-                    await asyncio.sleep(0.1)  # while the first copy runs
-                    return seen.pop()
-                received = await poll(queue)
-                if received is not None and not seen:
-                    seen.append(received)
-                return received
-
-            connection.poll = twice  # type: ignore[method-assign]
-            yield connection
-
-
-async def test_a_task_handed_out_again_while_it_runs_is_not_run_twice(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    worker = make_worker(service=HandsOutTwice(), endpoint_url=service.endpoint_url)
-    runs: list[str] = []
-
-    @worker.activity("wg-dup")
-    async def handle(task: Task) -> None:
-        runs.append(task.id)
-        await asyncio.sleep(0.5)
-
-    pipeline_id = await start_pipeline(dp, activities("wg-dup", "Once"))
-    with caplog.at_level(logging.WARNING, logger="pipeworker"):
-        ended = await _run_until_done(worker, dp, pipeline_id, 1)
-    assert len(runs) == 1
-    assert ended["Once"]["@status"] == "FINISHED"
-    assert "handed out again while it runs here: ignored" in caplog.text
-
-
-class ZeroLease(DataPipeline):
-    """Data Pipeline whose tasks come with a lease of 0 s (a ``reportProgressTimeout`` of 0 from
-    the service), a fake at the transport seam; the local service keeps its own lease."""
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._zero(super().connect(settings))
-
-    @asynccontextmanager
-    async def _zero(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-
-            async def zero(queue: str) -> ReceivedTask | None:
-                received = await poll(queue)
-                return None if received is None else replace(received, lease_seconds=0.0)
-
-            connection.poll = zero  # type: ignore[method-assign]
-            yield connection
-
-
-async def test_a_lease_near_zero_is_reported_at_the_floor_not_in_a_spin(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    worker = make_worker(service=ZeroLease(), endpoint_url=service.endpoint_url)
-    started = asyncio.Event()
-    counted: list[int] = []
-
-    @worker.activity("wg-zero")
-    async def handle(task: Task) -> None:
-        started.set()
-        before = calls(service, "ReportTaskProgress")
-        await asyncio.sleep(1.0)
-        counted.append(calls(service, "ReportTaskProgress") - before)
-
-    # A lease of 0: a third of it between reports would be a spin.
-    pipeline_id = await start_pipeline(dp, activities("wg-zero", "Tight"))
-    await _run_until_done(worker, dp, pipeline_id, 1)
-    # One second at the 0.05 s floor (with jitter) is about 20 reports, not thousands.
-    assert counted
-    assert 5 <= counted[0] < 40, counted
+# A task handed out again while it runs is not run twice, and a lease near zero is reported at
+# the floor, not in a spin: tests/unit/test_retries.py and tests/unit/test_leases.py (both were
+# fakes at the transport seam already).
 
 
 @pytest.mark.parametrize("setting", ["progress_interval", "heartbeat_interval"])

@@ -93,6 +93,7 @@ async def test_a_zero_lease_reports_at_the_floor_and_says_the_lease_may_lapse(
     async def handle(task: Task) -> None:
         await fake.wait_for(lambda: len(_reports(fake, task.id)) >= 4)
 
+    # Moved here from tests/reliability/test_handler_mistakes.py (a fake over HTTP there).
     task_id = fake.put("wg-1", lease="0 Seconds")
     with caplog.at_level(logging.WARNING, "pipeworker"):
         async with worker:
@@ -202,6 +203,7 @@ async def test_a_lease_lost_before_the_status_lands_is_not_retried(
 async def test_a_sync_handler_learns_of_its_cancellation_through_the_task(
     fake: FakeDataPipeline, make_worker: Callable[..., Worker]
 ) -> None:
+    # Moved here from tests/worker/test_cancel.py (it ran over HTTP, on both transports).
     worker = make_worker(Recording, progress_interval=0.05)
     started = threading.Event()
     seen: list[CancelReason | None] = []

@@ -7,6 +7,7 @@ and ``tests/reliability/test_handler_mistakes.py``; the outcome texts themselves
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -88,28 +89,58 @@ async def test_the_handlers_own_outcomes(
     assert status == {"taskId": task_id, **expected}
 
 
-@pytest.mark.parametrize("error", [ValueError("bad row 7"), SystemExit(3), KeyboardInterrupt()])
-async def test_anything_a_handler_raises_fails_its_task_only(
-    fake: FakeDataPipeline, make_worker: Callable[..., Worker], error: BaseException
-) -> None:
-    worker = make_worker(max_concurrency=1)
+class Custom(BaseException):
+    pass
 
-    @worker.activity("wg-1", type="Bad")
-    async def bad(task: Task) -> None:
-        raise error
+
+def _raise(error: type[BaseException]) -> None:
+    if error is SystemExit:
+        sys.exit(3)
+    raise error("from the handler")
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError, SystemExit, KeyboardInterrupt, GeneratorExit, Custom]
+)
+@pytest.mark.parametrize("style", ["async", "sync"])
+async def test_anything_a_handler_raises_fails_its_task_only(
+    fake: FakeDataPipeline,
+    make_worker: Callable[..., Worker],
+    error: type[BaseException],
+    style: str,
+) -> None:
+    # Moved here from tests/reliability/test_handler_mistakes.py (it ran over HTTP).
+    worker = make_worker()
+    release = asyncio.Event()
+
+    if style == "async":
+
+        @worker.activity("wg-1", type="Bad")
+        async def bad(task: Task) -> None:
+            _raise(error)
+
+    else:
+
+        @worker.activity("wg-1", type="Bad")
+        def bad_sync(task: Task) -> None:
+            _raise(error)
 
     @worker.activity("wg-1", type="Good")
     async def good(task: Task) -> None:
-        pass
+        await release.wait()  # running while the bad one blows up
 
+    running = fake.put("wg-1", type="Good")
     failed = fake.put("wg-1", type="Bad")
-    after = fake.put("wg-1", type="Good")
-    status, next_status = await _run(fake, worker, failed, after)
+    async with worker:
+        status = await fake.wait_for(lambda: fake.statuses.get(failed))
+        assert running not in fake.statuses
+        release.set()
+        await fake.wait_for(lambda: fake.statuses.get(running))
     assert status["taskStatus"] == "FAILED"
-    assert status["errorId"] == type(error).__name__
-    assert status.get("errorMessage", "") == str(error)
-    assert "in bad" in status["errorStackTrace"]  # the trace starts at the handler
-    assert next_status["taskStatus"] == "FINISHED"  # the worker went on
+    assert status["errorId"] == error.__name__
+    assert status.get("errorMessage", "") == ("3" if error is SystemExit else "from the handler")
+    assert "_raise" in status["errorStackTrace"]  # the trace reaches into the handler's calls
+    assert fake.statuses[running]["taskStatus"] == "FINISHED"  # the worker went on
 
 
 async def test_a_sync_handler_runs_in_a_thread_and_its_return_is_finished(

@@ -103,6 +103,7 @@ async def test_a_task_handed_out_again_while_it_runs_is_not_run_twice(
     fake: FakeDataPipeline, make_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
 ) -> None:
     # The service repeats a hand-out whose acknowledgement it lost: the running scope keeps it.
+    # Moved here from tests/reliability/test_handler_mistakes.py (a fake over HTTP there).
     worker = make_worker()
     ran: list[str] = []
     again = asyncio.Event()

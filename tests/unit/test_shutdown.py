@@ -177,7 +177,9 @@ async def test_terminate_from_the_heartbeat_stops_the_worker_gracefully(
 async def test_a_failing_heartbeat_is_never_fatal(
     fake: FakeDataPipeline, make_worker: Callable[..., Worker]
 ) -> None:
+    # Moved here from tests/worker/test_lifecycle.py (it ran over HTTP, on both transports).
     fake.fail("ReportTaskRunnerHeartbeat", "InternalServiceError", status=500, times=5)
+    fake.fail("PollForTask", "InternalServiceError", status=500, times=3)
     worker = make_worker(heartbeat_interval=0.05)
     worker.activity("wg-1")(_noop)
     async with worker:
