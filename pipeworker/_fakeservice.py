@@ -50,19 +50,31 @@ class _Fault:
 
 
 class FakeService:
-    """What every fake service shares: the call record, waiting on it, and scripted faults.
+    """What every fake service shares: the call record, waiting on it, scripted faults, a queue
+    of tasks per queue name with the long poll's hold, and tasks cancelled or lost.
+
+    Subclasses set :attr:`task_key` (the parameter naming a task, ``taskId`` or ``taskToken``)
+    and :attr:`lost_code` (the error code of a lost lease), and answer their operations.
 
     Attributes:
         calls: every request received, in order.
         transport: the :class:`~pipeworker.testing.MockTransport` to give the service.
+        hold: how long a poll waits for a task before answering none (seconds).
     """
 
-    def __init__(self) -> None:
+    task_key: str
+    lost_code: str
+
+    def __init__(self, *, hold: float = 90.0) -> None:
         self.calls: list[Call] = []
         self.transport = MockTransport(self._handle)
+        self.hold = hold
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
         self._changed = asyncio.Event()
+        self._queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        self._cancelled: set[str] = set()
+        self._lost: set[str] = set()
 
     # -- what a test asks -----------------------------------------------------------------------
 
@@ -88,6 +100,36 @@ class FakeService:
     def changed(self) -> None:
         """Wake :meth:`wait_for`: the fake's state changed outside a call."""
         self._changed.set()
+
+    def calls_about(self, task: str) -> list[Call]:
+        """Every call about *task* (by its id or token), faulted or landed."""
+        return [call for call in self.calls if call.params.get(self.task_key) == task]
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def cancel(self, task: str) -> None:
+        """From now on, the service asks for *task* to stop at its next report (Data
+        Pipeline's ``canceled``, SWF's ``cancelRequested``)."""
+        self._cancelled.add(task)
+
+    def lose(self, task: str) -> None:
+        """From now on, every call about *task* answers the service's lost-lease error."""
+        self._lost.add(task)
+
+    def _queue(self, queue: str, task: dict[str, Any]) -> None:
+        self._queues[queue].append(task)
+        self.changed()
+
+    async def _take(self, queue: str) -> dict[str, Any] | None:
+        """The next task of *queue*, waiting up to :attr:`hold` for one; None after the hold."""
+        waiting = self._queues[queue]
+        try:
+            async with asyncio.timeout(self.hold):
+                while not waiting:
+                    await self._changes()
+        except TimeoutError:
+            return None
+        return waiting.popleft()
 
     # -- scripted faults ------------------------------------------------------------------------
 
@@ -136,6 +178,9 @@ class FakeService:
             if fault.times <= 0:
                 faults.popleft()
             return fault.make()
+        task = params.get(self.task_key)
+        if task is not None and task in self._lost:
+            raise ServiceErrorAnswer(self.lost_code, f"task {task} is not this runner's")
         answer = await self.answer(operation, params)
         self._changed.set()
         return answer
@@ -163,16 +208,15 @@ class FakeDataPipeline(FakeService):
         terminate: what ReportTaskRunnerHeartbeat answers.
     """
 
+    task_key = "taskId"
+    lost_code = "TaskNotFoundException"
+
     def __init__(self, *, hold: float = 90.0, expressions: Mapping[str, str] = {}) -> None:
-        super().__init__()
-        self.hold = hold
+        super().__init__(hold=hold)
         self.expressions = dict(expressions)
         self.statuses: dict[str, dict[str, Any]] = {}
         self.progress: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.terminate = False
-        self._queues: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        self._cancelled: set[str] = set()
-        self._lost: set[str] = set()
 
     def put(
         self,
@@ -201,35 +245,25 @@ class FakeDataPipeline(FakeService):
             wire.append({"key": "type", "stringValue": type})
         if lease is not None:
             wire.append({"key": "reportProgressTimeout", "stringValue": lease})
-        self._queues[queue].append(
+        self._queue(
+            queue,
             {
                 "taskId": task_id,
                 "pipelineId": "df-FAKE",
                 "attemptId": attempt,
                 "objects": {attempt: {"id": attempt, "name": attempt, "fields": wire}},
-            }
+            },
         )
-        self.changed()
         return task_id
-
-    def cancel(self, task_id: str) -> None:
-        """From now on, progress reports of *task_id* answer ``canceled: true``."""
-        self._cancelled.add(task_id)
-
-    def lose(self, task_id: str) -> None:
-        """From now on, every call about *task_id* answers TaskNotFoundException (a lost lease)."""
-        self._lost.add(task_id)
 
     def status_calls(self, task_id: str) -> list[Call]:
         """Every SetTaskStatus sent for *task_id*, faulted or landed."""
         return [call for call in self.calls_of("SetTaskStatus") if call.params["taskId"] == task_id]
 
     async def answer(self, operation: str, params: dict[str, Any]) -> Any:
-        task_id = params.get("taskId")
-        if task_id in self._lost:
-            raise ServiceErrorAnswer("TaskNotFoundException", f"task {task_id} not found")
         if operation == "PollForTask":
-            return await self._poll(params["workerGroup"])
+            task = await self._take(params["workerGroup"])
+            return {} if task is None else {"taskObject": task}
         if operation == "ReportTaskProgress":
             self.progress[params["taskId"]].append(
                 {
@@ -247,13 +281,3 @@ class FakeDataPipeline(FakeService):
             expression = params["expression"]
             return {"evaluatedExpression": self.expressions.get(expression, expression)}
         return await super().answer(operation, params)
-
-    async def _poll(self, queue: str) -> dict[str, Any]:
-        waiting = self._queues[queue]
-        try:
-            async with asyncio.timeout(self.hold):
-                while not waiting:
-                    await self._changes()
-        except TimeoutError:
-            return {}
-        return {"taskObject": waiting.popleft()}

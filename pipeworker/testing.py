@@ -62,7 +62,8 @@ worker group, every call recorded with its time, and scripted faults::
 
 ``fake.cancel(task_id)`` answers ``canceled: true`` to its next progress report,
 ``fake.lose(task_id)`` answers TaskNotFoundException to every call about it, ``drop``, ``garble``
-and ``delay`` script the next calls of an operation.
+and ``delay`` script the next calls of an operation. :class:`FakeSWF` and
+:class:`FakeStepFunctions` are the same for those services (``outcomes`` by task token).
 """
 
 from __future__ import annotations
@@ -83,8 +84,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Call",
+    "Ending",
     "FakeDataPipeline",
+    "FakeSWF",
     "FakeService",
+    "FakeStepFunctions",
     "HandlerResult",
     "LocalEndpoint",
     "MockTransport",
@@ -427,6 +431,7 @@ async def run_handler(
 
 
 # The transport seam and the fake service on it: pipeworker._mocktransport, _fakeservice.
+from pipeworker._fakeactivities import Ending, FakeStepFunctions, FakeSWF  # noqa: E402
 from pipeworker._fakeservice import Call, FakeDataPipeline, FakeService  # noqa: E402
 from pipeworker._mocktransport import MockTransport, Request, ServiceErrorAnswer  # noqa: E402
 

@@ -174,8 +174,8 @@ async def test_a_lost_lease_cancels_the_handler_and_nothing_more_is_sent(
         await worker.ended_event.wait()
         about = _about(fake, task_id)
     assert reasons == [
-        "lease lost (ReportTaskProgress: TaskNotFoundException: task task-"
-        f"{task_id.split('-')[1]} not found)"
+        f"lease lost (ReportTaskProgress: TaskNotFoundException: task {task_id} is not this "
+        "runner's)"
     ]
     assert worker.ended == {task_id: None}
     assert about[-1].operation == "ReportTaskProgress"  # the one that found the lease lost
