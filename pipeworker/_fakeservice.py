@@ -85,6 +85,9 @@ class FakeService:
     async def wait_for(self, predicate: Callable[[], _T], within: float = 5.0) -> _T:
         """Wait until *predicate()* is truthy (checked now and after every call); return it.
 
+        Only the fake's own calls and changes wake it: for a condition that changes without a
+        call (a metric, a handler's state), wait on an event of your own.
+
         Raises:
             TimeoutError: it stayed falsy for *within* seconds (a test's safety net only).
         """
