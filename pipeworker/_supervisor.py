@@ -322,6 +322,11 @@ class Supervisor:
         self._polling.add(this)
         try:
             try:
+                if self._stopping.is_set():
+                    # Created before the stop but first run after it: too late to be aborted
+                    # with the polls in flight, so it must not go out at all ("no new polls"),
+                    # or the stop would wait out the grace for its hold.
+                    return
                 received = await _retry.call(
                     _retry.POLL,
                     lambda: connection.poll(queue.name),

@@ -26,6 +26,44 @@ Run a whole worker against the local service with the ``local_service`` pytest f
 
 The handler gets the same :class:`~pipeworker.Task` the worker gives it; only the service behind it
 is a fake that records what the task would have sent.
+
+Run a whole worker in memory, fast, with a transport that answers from a function (in the style
+of httpx's ``MockTransport``)::
+
+    from pipeworker.testing import MockTransport, ServiceErrorAnswer
+
+    def aws(operation: str, params: dict) -> dict:
+        if operation == "ReportTaskProgress":
+            raise ServiceErrorAnswer("TaskNotFoundException", "gone", status=400)
+        return {}
+
+    worker = Worker(service=DataPipeline(transport=MockTransport(aws)), rate_limits=None)
+
+``SWF(domain=..., transport=...)`` and ``StepFunctions(transport=...)`` take one too. The handler
+gets each operation's parameters as they would go over the wire and answers with a dict (an
+async handler may wait, as a long poll does); raising :class:`ServiceErrorAnswer` is an AWS error
+answer (code, message, HTTP status), ``ConnectionError`` a dropped connection, and returning
+bytes that are not JSON an unreadable answer. Only the HTTP request is replaced: nothing reads
+credentials, creates a botocore client or touches the network, and the service's wire
+translation and error table, the retries, pacing, supervision and task scopes are the real ones.
+Pass ``rate_limits=None``: without an ``endpoint_url`` the worker otherwise paces calls by the
+account's limits, as it does against AWS.
+
+:class:`FakeDataPipeline` is a small Data Pipeline on that transport: a queue of tasks per
+worker group, every call recorded with its time, and scripted faults::
+
+    fake = FakeDataPipeline()
+    worker = Worker(service=DataPipeline(transport=fake.transport), rate_limits=None)
+    task_id = fake.put("wg-1", fields={"table": "users"})
+    fake.fail("SetTaskStatus", "InternalServiceError", status=500)   # the first one fails
+    async with worker:
+        status = await fake.wait_for(lambda: fake.statuses.get(task_id))
+    assert status["taskStatus"] == "FINISHED"
+
+``fake.cancel(task_id)`` answers ``canceled: true`` to its next progress report,
+``fake.lose(task_id)`` answers TaskNotFoundException to every call about it, ``drop``, ``garble``
+and ``delay`` script the next calls of an operation. :class:`FakeSWF` and
+:class:`FakeStepFunctions` are the same for those services (``outcomes`` by task token).
 """
 
 from __future__ import annotations
@@ -47,8 +85,17 @@ if TYPE_CHECKING:
     from pipeworker._scope import TaskScopes
 
 __all__ = [
+    "Call",
+    "Ending",
+    "FakeDataPipeline",
+    "FakeSWF",
+    "FakeService",
+    "FakeStepFunctions",
     "HandlerResult",
     "LocalEndpoint",
+    "MockTransport",
+    "Request",
+    "ServiceErrorAnswer",
     "TaskHarness",
     "local_service",
     "run_handler",
@@ -378,6 +425,11 @@ async def run_handler(
     )
     return await harness.run(handler)
 
+
+# The transport seam and the fake service on it: pipeworker._mocktransport, _fakeservice.
+from pipeworker._fakeactivities import Ending, FakeStepFunctions, FakeSWF  # noqa: E402
+from pipeworker._fakeservice import Call, FakeDataPipeline, FakeService  # noqa: E402
+from pipeworker._mocktransport import MockTransport, Request, ServiceErrorAnswer  # noqa: E402
 
 # The local service for tests that run a whole worker: pipeworker._testing_local.
 from pipeworker._testing_local import (  # noqa: E402

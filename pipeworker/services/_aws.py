@@ -13,7 +13,9 @@ lost; everything else is the same and lives here:
 - *two transports*: ``"lean"`` sends a service's hot operations through
   :class:`~pipeworker.services._signed.SignedTransport` (botocore's SigV4 signer over bare
   aiohttp, each profile with its own session and answer cap) and the rest through an aiobotocore
-  client; ``"aiobotocore"`` sends everything through aiobotocore clients, one per profile;
+  client; ``"aiobotocore"`` sends everything through aiobotocore clients, one per profile; or a
+  *transport object* (:class:`SendTransport`, such as ``pipeworker.testing.MockTransport``)
+  sends every operation, with no credentials, botocore client or network involved;
 - *one seam*: :meth:`AwsConnection.call` sends each request and reads its answer, and
   :func:`map_error` translates what either transport raised, parametrized by the service's own
   :class:`ErrorRules`.
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, Final, Literal, Self, TypeVar
+from typing import Any, ClassVar, Final, Literal, Protocol, Self, TypeAlias, TypeVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -66,8 +69,10 @@ __all__ = [
     "TRANSPORTS",
     "AwsConnection",
     "ErrorRules",
+    "SendTransport",
     "Sender",
     "Transport",
+    "TransportName",
     "Wire",
     "check_transport",
     "kind",
@@ -79,10 +84,27 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-Transport = Literal["lean", "aiobotocore"]
-TRANSPORTS: Final = ("lean", "aiobotocore")
 Sender = Callable[[Mapping[str, Any]], Awaitable[Any]]
 """Sends one operation's parameters and returns the decoded answer."""
+
+
+class SendTransport(Protocol):
+    """A transport object: sends every operation of a service in place of AWS.
+
+    :meth:`send` returns the decoded answer (a dict, as the JSON protocols answer) or raises
+    what a real transport raises: an :class:`~pipeworker.services._signed.ErrorAnswer` for an
+    error answer, ``aiohttp.ClientError`` or ``TimeoutError`` for a request without an answer,
+    :class:`~pipeworker.services.base.MalformedAnswer` for one that cannot be read. The service's
+    own readers and error table then treat it exactly as an answer from AWS.
+    """
+
+    async def send(self, operation: str, params: Mapping[str, Any]) -> Any: ...
+
+
+TransportName = Literal["lean", "aiobotocore"]
+Transport: TypeAlias = TransportName | SendTransport
+"""What a service's ``transport=`` takes: a transport's name, or a transport object."""
+TRANSPORTS: Final = ("lean", "aiobotocore")
 
 REPORT_READ_TIMEOUT = 30.0
 MAX_REPORT_ANSWER_BYTES = 1 << 20
@@ -131,16 +153,24 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def check_transport(transport: object) -> Transport:
-    """*transport* if it names a transport; else a ConfigurationError saying which do."""
-    if transport not in TRANSPORTS:
-        raise ConfigurationError(
-            f"transport={transport!r}: use one of {', '.join(map(repr, TRANSPORTS))}"
-        )
-    return transport
+    """*transport* if it names a transport or is a transport object (it has an async ``send``);
+    else a ConfigurationError saying what is accepted."""
+    if isinstance(transport, str) and transport in TRANSPORTS:
+        return transport  # type: ignore[return-value]  # one of TRANSPORTS
+    if not isinstance(transport, str) and inspect.iscoroutinefunction(
+        getattr(transport, "send", None)
+    ):
+        return transport  # type: ignore[return-value]  # has the protocol's method
+    raise ConfigurationError(
+        f"transport={transport!r}: use one of {', '.join(map(repr, TRANSPORTS))}, or a "
+        "transport object with an async send(operation, params) such as "
+        "pipeworker.testing.MockTransport"
+    )
 
 
 class TransportSwitch:
-    """For services with a lean and an aiobotocore transport: ``with_transport()``, once."""
+    """For services with a lean and an aiobotocore transport (or a transport object):
+    ``with_transport()``, once."""
 
     transport: Transport
 
@@ -309,9 +339,15 @@ async def open_senders(
     Polls never outnumber free slots, so *poll_pool* defaults to one connection per slot and per
     queue; the report pool is sized by :func:`report_pool`.
 
+    A transport object sends every operation itself: no credentials are read and no client is
+    created, so nothing can reach AWS.
+
     Raises:
         ConfigurationError: no credentials, or no region.
     """
+    if not isinstance(transport, str):
+        yield {operation: partial(transport.send, operation) for operation in wire.operations}
+        return
     _redact.install()  # botocore logs signed headers at DEBUG
     session: Any = get_session()  # create_client is typed per literal service name
     try:

@@ -1,23 +1,21 @@
-"""A handler's mistakes never crash the worker or lose a task: each ends its own task only.
+"""A handler's mistakes never crash the worker or lose a task, end to end: progress fields the
+service refuses, a handler blocking the loop past the acknowledgement window, a 10 MB exception
+message. Real HTTP to the local service; its time rules are shortened, since polling is not what
+is under test.
 
-The handlers here are the ones written in a hurry: async functions behind plain decorators,
+The mistakes whose subject is the worker's own logic (async functions behind plain decorators,
 ``sys.exit()``, exception objects that cannot be printed, observers that raise, threads that never
-look at ``task.cancelled``. Each test also runs a well-behaved task beside the broken one and
-checks that it finished. Real HTTP to the local service; its time rules are shortened, since
-polling is not what is under test.
+look at ``task.cancelled``) are tested on the in-memory fake:
+``tests/unit/test_handler_mistakes.py``
+and ``tests/unit/test_outcomes.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,23 +23,16 @@ from aiobotocore.session import get_session
 
 from pipeworker import (
     ConfigurationError,
-    DataPipeline,
-    Outcome,
-    PreconditionNotMet,
     Task,
-    TaskFailed,
     Worker,
 )
-from pipeworker._events import Observer
 from pipeworker.local import LocalConfig, LocalService
-from pipeworker.services.base import Connection, ConnectionSettings, ReceivedTask
 from tests.helpers import (
     activities,
     attempts,
     by_component,
     calls,
     eventually,
-    obj,
     start_pipeline,
 )
 
@@ -78,189 +69,13 @@ async def _run_until_done(worker: Worker, dp: Any, pipeline_id: str, count: int)
     return by_component(await attempts(dp, pipeline_id))
 
 
-def _named(group: str, *names: str, own_groups: bool = False) -> list[dict[str, Any]]:
-    """A pipeline whose activities carry their name as ``label`` (and, with *own_groups*, run
-    on worker group ``<group>-<name>`` each)."""
-    return [
-        activities(group)[0],
-        *(
-            obj(
-                name,
-                type="ShellCommandActivity",
-                command="x",
-                label=name,
-                workerGroup=f"{group}-{name}" if own_groups else group,
-            )
-            for name in names
-        ),
-    ]
+# A handler raising any BaseException (async or sync) fails its task only:
+# tests/unit/test_outcomes.py.
 
 
-def _plain_decorator(function: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(task: Task) -> Any:  # no functools.wraps: looks like a plain function
-        return function(task)
-
-    return wrapper
-
-
-async def test_async_handlers_registered_as_sync_are_awaited_never_finished_unrun(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    ran: list[str] = []
-    worker = make_worker(endpoint_url=service.endpoint_url)
-
-    async def handle(task: Task) -> None:
-        await asyncio.sleep(0.01)
-        ran.append(task.field("label"))
-
-    @worker.activity("wg-a-A")
-    @_plain_decorator
-    async def decorated(task: Task) -> None:
-        await handle(task)
-
-    worker.activity("wg-a-B")(lambda task: handle(task))
-    worker.activity("wg-a-C")(functools.wraps(handle)(lambda task: handle(task)))
-
-    pipeline_id = await start_pipeline(dp, _named("wg-a", "A", "B", "C", own_groups=True))
-    ended = await _run_until_done(worker, dp, pipeline_id, 3)
-    assert {name: a["@status"] for name, a in ended.items()} == dict.fromkeys("ABC", "FINISHED")
-    assert sorted(ran) == ["A", "B", "C"]
-
-
-class Custom(BaseException):
-    pass
-
-
-@pytest.mark.parametrize("error", [SystemExit, KeyboardInterrupt, GeneratorExit, Custom])
-@pytest.mark.parametrize("style", ["async", "sync"])
-async def test_a_handler_raising_a_base_exception_fails_its_task_only(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    error: type[BaseException],
-    style: str,
-) -> None:
-    worker = make_worker(endpoint_url=service.endpoint_url)
-    release = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def raise_it() -> None:
-        if error is SystemExit:
-            sys.exit(3)
-        raise error("from the handler")
-
-    if style == "async":
-
-        @worker.activity("wg-x-Bad")
-        async def bad(task: Task) -> None:
-            raise_it()
-
-    else:
-
-        @worker.activity("wg-x-Bad")
-        def bad_sync(task: Task) -> None:
-            raise_it()
-
-    @worker.activity("wg-x-Good")
-    async def good(task: Task) -> None:
-        await release.wait()  # running while the bad one blows up
-
-    pipeline_id = await start_pipeline(dp, _named("wg-x", "Bad", "Good", own_groups=True))
-    async with worker:
-
-        async def bad_ended() -> bool:
-            found = by_component(await attempts(dp, pipeline_id))
-            return found.get("Bad", {}).get("@status") == "FAILED"
-
-        await eventually(bad_ended)
-        loop.call_soon(release.set)
-
-        async def good_ended() -> bool:
-            found = by_component(await attempts(dp, pipeline_id))
-            return found.get("Good", {}).get("@status") == "FINISHED"
-
-        await eventually(good_ended)
-    found = by_component(await attempts(dp, pipeline_id))
-    assert found["Bad"]["errorId"] == error.__name__
-
-
-class Unprintable(Exception):
-    def __str__(self) -> str:
-        raise RuntimeError("no text for you")
-
-
-class NotAString(Exception):
-    def __str__(self) -> Any:
-        return 42
-
-
-class Hostile:
-    def __str__(self) -> str:
-        raise ValueError("hostile")
-
-    def __repr__(self) -> str:
-        raise ValueError("hostile too")
-
-
-ODD = {
-    "Unprintable": (Unprintable(), "FAILED", "Unprintable"),
-    "NotAString": (NotAString(), "FAILED", "NotAString"),
-    "NumericId": (TaskFailed(404, "missing"), "FAILED", "404"),  # type: ignore[arg-type]
-    "DictMessage": (TaskFailed("E", {"why": "x"}), "FAILED", "E"),  # type: ignore[arg-type]
-    "HostilePrecondition": (PreconditionNotMet(Hostile()), "FALSE", None),
-}
-
-
-async def test_odd_exception_objects_end_their_task_with_a_best_effort_text(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    worker = make_worker(endpoint_url=service.endpoint_url)
-
-    @worker.activity("wg-odd")
-    async def odd(task: Task) -> None:
-        raise ODD[task.field("label")][0]
-
-    pipeline_id = await start_pipeline(dp, _named("wg-odd", *ODD))
-    ended = await _run_until_done(worker, dp, pipeline_id, len(ODD))
-    for name, (_, status, error_id) in ODD.items():
-        assert ended[name]["@status"] == status, name
-        if error_id is not None:
-            assert ended[name]["errorId"] == error_id, name
-    assert "why" in ended["DictMessage"]["errorMessage"]
-
-
-async def test_a_raising_observer_is_logged_once_and_switched_off(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Broken(Observer):
-        calls = 0
-
-        def task_started(self, task: Task) -> None:
-            Broken.calls += 1
-            raise RuntimeError("metrics backend down")
-
-    class Hooked(Worker):
-        async def on_task_end(self, task: Task, outcome: Outcome | None) -> None:
-            raise SystemExit("hook exits")
-
-    worker = make_worker(Hooked, endpoint_url=service.endpoint_url, observer=Broken())
-
-    @worker.activity("wg-obs")
-    async def handle(task: Task) -> None:
-        await asyncio.sleep(0.01)
-
-    pipeline_id = await start_pipeline(dp, activities("wg-obs", "A", "B", "C"))
-    with caplog.at_level(logging.WARNING, logger="pipeworker"):
-        ended = await _run_until_done(worker, dp, pipeline_id, 3)
-    assert {a["@status"] for a in ended.values()} == {"FINISHED"}
-    assert Broken.calls == 1
-    switched_off = [r for r in caplog.records if "switched off" in r.getMessage()]
-    assert len(switched_off) == 1
-    assert switched_off[0].exc_info is not None  # with its trace
-    assert "on_task_end() failed" in caplog.text
+# Async handlers behind plain decorators, odd exception objects, a raising observer or hook,
+# report_progress's size check and a cancelled sync handler keeping its slot:
+# tests/unit/test_handler_mistakes.py (core logic, on the in-memory fake).
 
 
 async def test_fields_the_service_refuses_are_dropped_and_the_lease_is_renewed_without_them(
@@ -297,61 +112,6 @@ async def test_fields_the_service_refuses_are_dropped_and_the_lease_is_renewed_w
     assert "second0" in refused[0].getMessage()
 
 
-async def test_report_progress_checks_the_whole_request_size(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    worker = make_worker(endpoint_url=service.endpoint_url)
-    errors: list[str] = []
-
-    @worker.activity("wg-big")
-    async def handle(task: Task) -> None:
-        await task.report_progress(a="x" * 9000)
-        try:
-            await task.report_progress(b="y" * 9000)  # each fits; together they do not
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-
-    pipeline_id = await start_pipeline(dp, activities("wg-big", "Big"))
-    ended = await _run_until_done(worker, dp, pipeline_id, 1)
-    assert ended["Big"]["@status"] == "FINISHED"
-    assert len(errors) == 1
-    assert errors[0].startswith("ValidationError")
-    assert "15,360" in errors[0]
-
-
-async def test_a_cancelled_sync_handler_that_keeps_running_keeps_its_slot(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    worker = make_worker(endpoint_url=service.endpoint_url, max_concurrency=1)
-    registry = worker.metrics_registry
-    started = threading.Event()
-    finish = threading.Event()
-
-    @worker.activity("wg-thread")
-    def oblivious(task: Task) -> None:
-        started.set()
-        finish.wait(30)  # never looks at task.cancelled
-
-    pipeline_id = await start_pipeline(dp, activities("wg-thread", "Stuck"))
-    with caplog.at_level(logging.WARNING, logger="pipeworker"):
-        async with worker:
-            await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
-            await dp.delete_pipeline(pipelineId=pipeline_id)  # the lease is lost: cancelled
-            await eventually(
-                lambda: registry.get_sample_value("pipeworker_lingering_handler_threads") == 1
-            )
-            polls = calls(service, "PollForTask")
-            await asyncio.sleep(1.0)  # three poll holds: a free slot would have polled
-            assert calls(service, "PollForTask") == polls  # the thread still holds the slot
-            finish.set()
-            await eventually(lambda: calls(service, "PollForTask") > polls)
-            assert registry.get_sample_value("pipeworker_lingering_handler_threads") == 0
-    assert "lease lost" in caplog.text
-
-
 async def test_the_acknowledgement_is_sent_before_the_handler_starts(
     make_worker: Callable[..., Worker],
 ) -> None:
@@ -377,98 +137,9 @@ async def test_the_acknowledgement_is_sent_before_the_handler_starts(
     assert ended["Blocker"]["@status"] == "FINISHED"
 
 
-class HandsOutTwice(DataPipeline):
-    """Data Pipeline whose first poll answer is delivered twice (a service handing a running
-    task out again), a fake at the transport seam."""
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._twice(super().connect(settings))
-
-    @asynccontextmanager
-    async def _twice(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-            seen: list[ReceivedTask] = []
-
-            async def twice(queue: str) -> ReceivedTask | None:
-                if len(seen) == 1:
-                    await asyncio.sleep(0.1)  # while the first copy runs
-                    return seen.pop()
-                received = await poll(queue)
-                if received is not None and not seen:
-                    seen.append(received)
-                return received
-
-            connection.poll = twice  # type: ignore[method-assign]
-            yield connection
-
-
-async def test_a_task_handed_out_again_while_it_runs_is_not_run_twice(
-    service: LocalService,
-    dp: Any,
-    make_worker: Callable[..., Worker],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    worker = make_worker(service=HandsOutTwice(), endpoint_url=service.endpoint_url)
-    runs: list[str] = []
-
-    @worker.activity("wg-dup")
-    async def handle(task: Task) -> None:
-        runs.append(task.id)
-        await asyncio.sleep(0.5)
-
-    pipeline_id = await start_pipeline(dp, activities("wg-dup", "Once"))
-    with caplog.at_level(logging.WARNING, logger="pipeworker"):
-        ended = await _run_until_done(worker, dp, pipeline_id, 1)
-    assert len(runs) == 1
-    assert ended["Once"]["@status"] == "FINISHED"
-    assert "handed out again while it runs here: ignored" in caplog.text
-
-
-class ZeroLease(DataPipeline):
-    """Data Pipeline whose tasks come with a lease of 0 s (a ``reportProgressTimeout`` of 0 from
-    the service), a fake at the transport seam; the local service keeps its own lease."""
-
-    def connect(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[Connection]:
-        return self._zero(super().connect(settings))
-
-    @asynccontextmanager
-    async def _zero(
-        self, inner: AbstractAsyncContextManager[Connection]
-    ) -> AsyncIterator[Connection]:
-        async with inner as connection:
-            poll = connection.poll
-
-            async def zero(queue: str) -> ReceivedTask | None:
-                received = await poll(queue)
-                return None if received is None else replace(received, lease_seconds=0.0)
-
-            connection.poll = zero  # type: ignore[method-assign]
-            yield connection
-
-
-async def test_a_lease_near_zero_is_reported_at_the_floor_not_in_a_spin(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    worker = make_worker(service=ZeroLease(), endpoint_url=service.endpoint_url)
-    started = asyncio.Event()
-    counted: list[int] = []
-
-    @worker.activity("wg-zero")
-    async def handle(task: Task) -> None:
-        started.set()
-        before = calls(service, "ReportTaskProgress")
-        await asyncio.sleep(1.0)
-        counted.append(calls(service, "ReportTaskProgress") - before)
-
-    # A lease of 0: a third of it between reports would be a spin.
-    pipeline_id = await start_pipeline(dp, activities("wg-zero", "Tight"))
-    await _run_until_done(worker, dp, pipeline_id, 1)
-    # One second at the 0.05 s floor (with jitter) is about 20 reports, not thousands.
-    assert counted
-    assert 5 <= counted[0] < 40, counted
+# A task handed out again while it runs is not run twice, and a lease near zero is reported at
+# the floor, not in a spin: tests/unit/test_retries.py and tests/unit/test_leases.py (both were
+# fakes at the transport seam already).
 
 
 @pytest.mark.parametrize("setting", ["progress_interval", "heartbeat_interval"])

@@ -94,6 +94,9 @@ async def test_a_blocking_async_handler_is_named_and_others_resume(
             return set((await statuses(dp, pipeline_id)).values()) == {"FINISHED"}
 
         await eventually(done, within=60)
+        # The watchdog thread logs the end of the stall at its next check after the loop ticks
+        # again: wait for it, or a prompt stop can end the monitor first (a busy machine).
+        await eventually(lambda: len(stall_lines(caplog, hog.__qualname__)) >= 2, within=10)
 
     blocked, free = stall_lines(caplog, hog.__qualname__)
     assert blocked.levelno == logging.WARNING

@@ -8,19 +8,16 @@ the test is about the process; the rest run in-process.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
 
-from pipeworker import Task, Worker
 from pipeworker.local import LocalConfig, LocalService
 from tests.helpers import activities, attempts, calls, eventually, start_pipeline
 from tests.reliability.conftest import report
@@ -184,108 +181,5 @@ async def test_sigterm_during_on_startup_is_honoured(tmp_path: Path) -> None:
     assert polls == 0  # it stopped instead of starting to poll
 
 
-async def test_final_statuses_being_retried_during_a_stop_have_a_deadline(
-    make_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
-) -> None:
-    async with LocalService(PRODUCTION_HOLD) as service:
-        worker = make_worker(
-            endpoint_url=service.endpoint_url, shutdown_grace=1.0, shutdown_hard_deadline=1.0
-        )
-        started = asyncio.Event()
-        finish = asyncio.Event()
-
-        @worker.activity("wg-down")
-        async def handle(task: Task) -> None:
-            started.set()
-            await finish.wait()
-
-        async with _client(service.endpoint_url) as dp:
-            await start_pipeline(dp, activities("wg-down", "Doomed"))
-        serving = asyncio.create_task(worker.serve())
-        try:
-            await asyncio.wait_for(started.wait(), 10)
-            service.configure_faults(error_rate=1.0)  # the service is down: every call a 500
-            finish.set()
-            await eventually(lambda: service.stats()["faults"].get("error", 0) >= 2)
-            began = time.monotonic()
-            with caplog.at_level(logging.ERROR, logger="pipeworker"):
-                await asyncio.wait_for(worker.stop(), 10)
-            took = time.monotonic() - began
-            await asyncio.wait_for(serving, 5)
-        finally:
-            serving.cancel()
-    assert took < 4.0
-    undelivered = [r for r in caplog.records if "not delivered" in r.getMessage()]
-    assert undelivered, caplog.text
-    assert undelivered[0].levelno == logging.ERROR
-    assert "FINISHED" in undelivered[0].getMessage()
-    assert any("FINISHED status was not delivered" in line for line in worker.left_behind)
-
-
-@pytest.mark.parametrize("hook", ["on_startup", "on_task_end", "on_shutdown"])
-async def test_stop_called_from_a_hook_returns(
-    make_worker: Callable[..., Worker], hook: str
-) -> None:
-    async with LocalService(PRODUCTION_HOLD) as service, _client(service.endpoint_url) as dp:
-        returned: list[str] = []
-
-        class Stopping(Worker):
-            async def on_startup(self) -> None:
-                if hook == "on_startup":
-                    await self.stop()
-                    returned.append(hook)
-
-            async def on_task_end(self, task: Task, outcome: Any) -> None:
-                if hook == "on_task_end":
-                    await self.stop()
-                    returned.append(hook)
-
-            async def on_shutdown(self) -> None:
-                if hook == "on_shutdown":
-                    await self.stop()
-                    returned.append(hook)
-
-        worker = make_worker(Stopping, endpoint_url=service.endpoint_url)
-
-        @worker.activity("wg-hooks")
-        async def handle(task: Task) -> None: ...
-
-        await start_pipeline(dp, activities("wg-hooks", "One"))
-        serving = asyncio.create_task(worker.serve())
-        if hook == "on_shutdown":
-            await eventually(lambda: calls(service, "SetTaskStatus") == 1)
-            await worker.stop()
-        await asyncio.wait_for(serving, 10)
-    assert returned == [hook]
-
-
-async def test_stop_before_serve_is_remembered(make_worker: Callable[..., Worker]) -> None:
-    async with LocalService(PRODUCTION_HOLD) as service:
-        worker = make_worker(endpoint_url=service.endpoint_url)
-
-        @worker.activity("wg-early")
-        async def handle(task: Task) -> None: ...
-
-        await worker.stop()
-        await asyncio.wait_for(worker.serve(), 5)
-        assert calls(service, "PollForTask") == 0
-
-
-async def test_a_refused_second_async_with_does_not_detach_the_first(
-    make_worker: Callable[..., Worker],
-) -> None:
-    async with LocalService(PRODUCTION_HOLD) as service:
-        worker = make_worker(endpoint_url=service.endpoint_url)
-
-        @worker.activity("wg-twice")
-        async def handle(task: Task) -> None: ...
-
-        async with worker:
-            with pytest.raises(RuntimeError, match="already running"):
-                async with worker:
-                    pass
-        # The first block's end stopped the worker: it polls no more.
-        polls = calls(service, "PollForTask")
-        await asyncio.sleep(0.3)
-        assert calls(service, "PollForTask") == polls
-        assert worker._supervisor is None
+# Final statuses bounded by the hard deadline, stop() from a hook, a stop before serve() and a
+# refused second `async with`: tests/unit/test_stop_calls.py (core logic, on the in-memory fake).

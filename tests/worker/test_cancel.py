@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -79,34 +78,7 @@ async def test_lost_lease_cancels_the_handler_and_sends_nothing_more(
     assert service.stats()["errors"].get("PipelineDeletedException") == 1  # one report, no more
 
 
-async def test_sync_handler_learns_of_cancellation_through_the_task(
-    service: LocalService, dp: Any, make_worker: Callable[..., Worker]
-) -> None:
-    worker = make_worker(progress_interval=0.05)
-    started = threading.Event()
-    noticed = threading.Event()
-    seen: dict[str, Any] = {}
-
-    @worker.activity("wg-sync-cancel")
-    def handle(task: Task) -> None:
-        seen["instance"] = task.field("@instanceParent").id
-        started.set()
-        for _ in range(200):  # a long job checking between steps
-            if task.cancelled:
-                seen["reason"] = task.cancel_reason
-                noticed.set()
-                return
-            threading.Event().wait(0.02)
-
-    pipeline_id = await start_pipeline(dp, activities("wg-sync-cancel", "Steps"))
-    async with worker:
-        await eventually(started.is_set)
-        await dp.set_status(
-            pipelineId=pipeline_id, objectIds=[seen["instance"]], status="TRY_CANCEL"
-        )
-        await eventually(noticed.is_set)
-    assert seen["reason"] == "canceled by the service"
-    assert calls(service, "SetTaskStatus") == 0
+# A sync handler learns of its cancellation through the task: tests/unit/test_leases.py.
 
 
 async def test_a_pipelines_shorter_report_progress_timeout_is_kept(
