@@ -53,3 +53,27 @@ def test_importing_the_package_does_not_import_aiobotocore() -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         pipeworker.Nope  # noqa: B018
+
+
+def test_the_testing_kit_names_are_pinned() -> None:
+    import pipeworker.testing
+
+    assert pipeworker.testing.__all__ == [
+        "Call",
+        "Ending",
+        "FakeDataPipeline",
+        "FakeSWF",
+        "FakeService",
+        "FakeStepFunctions",
+        "HandlerResult",
+        "LocalEndpoint",
+        "MockTransport",
+        "Request",
+        "ServiceErrorAnswer",
+        "TaskHarness",
+        "local_service",
+        "run_handler",
+        "serve_in_thread",
+    ]
+    for name in pipeworker.testing.__all__:
+        assert getattr(pipeworker.testing, name) is not None
