@@ -127,7 +127,6 @@ class TaskScopes:
         self.finishing: dict[BaseTask, Outcome] = {}
         self.names: dict[BaseTask, str] = {}
         self.threads: dict[BaseTask, asyncio.Future[Any]] = {}
-        self._ids: set[str] = set()
         self.leases = leases  # written here only; pacing and metrics read them
         self.past_deadline = False
         self.give_up = give_up
@@ -139,7 +138,7 @@ class TaskScopes:
         Returns the thread of a plain-function handler that is still running after its task
         ended (it ignored a cancellation): the caller keeps the task's slot until it completes.
         """
-        if received.id in self._ids:
+        if self.leases.get(received.id) is not None:
             # The service handed out a task this runner is running (its acknowledgement was
             # lost on the way): the running scope keeps the lease; never run it twice.
             log.warning(
@@ -148,8 +147,7 @@ class TaskScopes:
                 extra={"task_id": received.id, "worker_group": received.queue},
             )
             return None
-        self._ids.add(received.id)
-        self.leases.received(received)
+        self.leases.received(received)  # also what tells a task handed out again
         task = self._task_class(received, self._connection)
         handler: asyncio.Task[Outcome | None] | None = None
         try:
@@ -211,7 +209,6 @@ class TaskScopes:
             self.finishing.pop(task, None)
             self.names.pop(task, None)
             self.leases.forget(received.id)
-            self._ids.discard(received.id)
         thread = self.threads.pop(task, None)
         if thread is not None and not thread.done():
             return thread
