@@ -57,9 +57,9 @@ def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[s
             [
                 *("-m", "benchmarks.pipeworker_runner", "--mode", "scale"),
                 *("--endpoint-url", local.url, "--worker-group", f"trace-{size}"),
-                # Tracing slows every allocation several times: the production cadence (60 s)
-                # keeps the traced runner ahead of its reports at 10,000 in flight.
-                *("--tasks", str(size), "--progress-interval", "60"),
+                # Tracing slows every allocation several times: a cadence six times longer (the
+                # production 60 s at 10,000 in flight) keeps the traced runner ahead of its reports.
+                *("--tasks", str(size), "--progress-interval", str(6 * _progress_interval(size))),
                 *("--intervals", "1", "--tracemalloc", "12"),
             ]
         )
