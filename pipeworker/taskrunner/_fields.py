@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeworker import Ref, Task
+from pipeworker.services._dptask import resolve_field
 
 __all__ = ["as_list", "is_true", "object_field", "object_type", "refs"]
 
@@ -32,21 +33,10 @@ def is_true(value: Any) -> bool:
 
 
 def object_field(task: Task, object_id: str, key: str, default: Any = None) -> Any:
-    """Field *key* of object *object_id*, or of the objects it inherits from through ``parent``."""
-    pending = [object_id]
-    seen: set[str] = set()
-    while pending:
-        current = pending.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
-        fields = task.objects.get(current)
-        if fields is None:
-            continue
-        if key in fields:
-            return fields[key]
-        pending += refs(fields.get("parent"))
-    return default
+    """Field *key* of object *object_id*, or of the objects it inherits from (its component and
+    ``parent`` chain), as the service resolves it (:func:`resolve_field`)."""
+    value = resolve_field(task.objects, object_id, key)
+    return default if value is None else value
 
 
 def object_type(task: Task, object_id: str) -> str:
