@@ -63,16 +63,12 @@ class Leases:
         self.clock = clock
         self._by_id: dict[str, Lease] = {}
 
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def received(self, task: ReceivedTask) -> Lease:
+    def received(self, task: ReceivedTask) -> None:
         """Start *task*'s lease: the acknowledgement window, until the first renewal."""
         own = task.lease_seconds
         seconds = self.service_seconds if own is None else min(own, self.service_seconds)
         first = seconds if self.ack_window is None else self.ack_window
-        lease = self._by_id[task.id] = Lease(seconds, self.clock() + first)
-        return lease
+        self._by_id[task.id] = Lease(seconds, self.clock() + first)
 
     def renewed(self, task_id: str) -> None:
         """An acknowledgement or progress report about the task landed."""
