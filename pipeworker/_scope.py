@@ -6,7 +6,7 @@
     ├── acknowledge                  before the handler starts: a handler that blocks the loop
     │                                at its start cannot make the task miss its window
     ├── handler task                 the user's handler (a daemon thread for plain functions)
-    ├── _keep_lease                  report progress every interval until the handler ends
+    ├── lease loop (_Ticks)          report progress every interval until the handler ends
     ├── _report                      the last pending details, if the handler left any
     └── _finish / _confirm_cancel    the final status, or SWF's answer to a cancellation
 
@@ -19,7 +19,6 @@ cancellation) ends its own task and nothing else.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import enum
 import inspect
 import logging
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeworker import _retry
 from pipeworker._cadence import MIN_INTERVAL, PROGRESS_JITTER
-from pipeworker._context import inside_worker
+from pipeworker._context import NO_CONTEXT, inside_worker
 from pipeworker._events import Hooks, Observer
 from pipeworker._lease import Leases
 from pipeworker._outcome import outcome_of, safe_text
@@ -68,10 +67,6 @@ NO_HANDLER_ERROR_ID = "NoHandler"
 LOG_MESSAGE_LIMIT = 4096
 LOG_TRACE_LIMIT = 16384
 
-# Timers and done callbacks of the lease loop run no user code: they share one empty context
-# instead of a copy of the caller's for each (one object less per task and per tick).
-_NO_CONTEXT = contextvars.Context()
-
 
 class _Answer(enum.Enum):
     KEPT = None
@@ -84,9 +79,46 @@ class _Answer(enum.Enum):
         return CancelReason(self.value)
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _resolve(waiter: asyncio.Future[bool] | None, value: bool) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(value)
+
+
+class _Ticks:
+    """When a task's next progress report is due: :meth:`next` is a future that turns True when
+    the interval (with its jitter) is up, and False once the handler has ended.
+
+    One small object per running task, a future and a timer per tick: cheaper than
+    ``asyncio.wait()`` on every tick (a coroutine, sets and callbacks each time), and than a
+    closure, as the lease loop lives as long as the task.
+    """
+
+    __slots__ = ("_handler", "_interval", "_loop", "_timer", "_waiter")
+
+    def __init__(self, handler: asyncio.Task[Any], interval: float) -> None:
+        self._loop = handler.get_loop()
+        self._handler = handler
+        self._interval = interval
+        self._waiter: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        handler.add_done_callback(self._ended, context=NO_CONTEXT)
+
+    def next(self) -> asyncio.Future[bool]:
+        waiter = self._waiter = self._loop.create_future()
+        if self._handler.done():
+            waiter.set_result(False)
+        else:
+            delay = self._interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
+            self._timer = self._loop.call_later(delay, _resolve, waiter, True, context=NO_CONTEXT)
+        return waiter
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._handler.remove_done_callback(self._ended)
+
+    def _ended(self, _: object) -> None:
+        _resolve(self._waiter, False)
 
 
 class TaskScopes:
@@ -125,7 +157,6 @@ class TaskScopes:
         self._call_failed = call_failed
         self.running = running
         self.finishing: dict[BaseTask, Outcome] = {}
-        self.names: dict[BaseTask, str] = {}
         self.threads: dict[BaseTask, asyncio.Future[Any]] = {}
         self.leases = leases  # written here only; pacing and metrics read them
         self.past_deadline = False
@@ -151,8 +182,7 @@ class TaskScopes:
         task = self._task_class(received, self._connection)
         handler: asyncio.Task[Outcome | None] | None = None
         try:
-            routes = self._routes[received.queue]
-            activity = routes.get(received.type) or routes.get(None)
+            activity = self._activity(received)
             if self.past_deadline:
                 log.info(
                     "task %s received after the grace period: handed back",
@@ -166,7 +196,6 @@ class TaskScopes:
                 log.error("task %s: %s", task.id, message, extra=task.log_extra())
                 await self._finish(task, Outcome.failed(NO_HANDLER_ERROR_ID, message))
                 return None
-            self.names[task] = activity.name
             # Acknowledge first: the service's window starts when it hands the task out, and a
             # handler that blocks the loop at its start must not make the task run twice.
             lease = await self._report(task, first=True)
@@ -180,7 +209,17 @@ class TaskScopes:
             self.running[task] = handler
             log.info("task %s started (%s)", task.id, activity.name, extra=task.log_extra())
             self._observer.task_started(task)
-            await self._keep_lease(task, handler)
+            # Report progress every interval until the handler ends or the task must stop (in
+            # this frame: a coroutine of its own would cost every running task ~250 bytes more).
+            ticks = _Ticks(handler, self._interval(task))
+            try:
+                while await ticks.next():
+                    lease = await self._report(task)
+                    if lease is not _Answer.KEPT:
+                        self.cancel(task, handler, lease.reason)
+                        break
+            finally:
+                ticks.close()
             if not handler.done():
                 await self._await_cancelled(task, handler)
             outcome = handler.result()
@@ -207,12 +246,20 @@ class TaskScopes:
         finally:
             self.running.pop(task, None)
             self.finishing.pop(task, None)
-            self.names.pop(task, None)
             self.leases.forget(received.id)
         thread = self.threads.pop(task, None)
         if thread is not None and not thread.done():
             return thread
         return None
+
+    def _activity(self, received: ReceivedTask) -> Activity | None:
+        routes = self._routes.get(received.queue, {})
+        return routes.get(received.type) or routes.get(None)
+
+    def handler_name(self, task: BaseTask) -> str:
+        """The name of *task*'s handler, for log lines (looked up: not kept for every task)."""
+        activity = self._activity(task._received)
+        return activity.name if activity is not None else "?"
 
     async def _ended(self, task: BaseTask, outcome: Outcome | None) -> None:
         self._observer.task_finished(task, outcome)
@@ -238,7 +285,7 @@ class TaskScopes:
             log.warning(
                 "handler %s of task %s ignores its cancellation (%s); its slot stays taken "
                 "until it ends",
-                self.names.get(task, "?"),
+                self.handler_name(task),
                 task.id,
                 task.cancel_reason,
                 extra=task.log_extra(),
@@ -315,39 +362,6 @@ class TaskScopes:
                     )
                 interval = MIN_INTERVAL
         return interval
-
-    async def _keep_lease(self, task: BaseTask, handler: asyncio.Task[Outcome | None]) -> None:
-        """Report progress until the handler ends or the task must stop."""
-        interval = self._interval(task)
-        # One waiter per tick, woken by a timer or by the handler's end; cheaper per task than
-        # asyncio.wait(), which builds a coroutine, sets and callbacks on every tick.
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] | None = None
-
-        def handler_done(_: object) -> None:
-            if waiter is not None:
-                _wake(waiter)
-
-        handler.add_done_callback(handler_done, context=_NO_CONTEXT)
-        try:
-            while True:
-                waiter = loop.create_future()
-                delay = interval * random.uniform(1 - PROGRESS_JITTER, 1 + PROGRESS_JITTER)
-                timer = loop.call_later(delay, _wake, waiter, context=_NO_CONTEXT)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
-                if handler.done():
-                    return
-                lease = await self._report(task)
-                if lease is not _Answer.KEPT:
-                    self.cancel(task, handler, lease.reason)
-                    return
-                if handler.done():
-                    return
-        finally:
-            handler.remove_done_callback(handler_done)
 
     async def _report(self, task: BaseTask, first: bool = False) -> _Answer:
         """Send the acknowledgement (*first*) or a progress report with the pending details."""

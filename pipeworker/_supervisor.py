@@ -32,13 +32,14 @@ the log and left behind, and :meth:`Supervisor.run` returns. A forced stop skips
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeworker import _retry
-from pipeworker._context import inside_worker
+from pipeworker._context import NO_CONTEXT, inside_worker
 from pipeworker._events import Hooks, Observer, observe_connection
 from pipeworker._lease import Leases
 from pipeworker._pacing import PacedConnection, Pacer, resolve_rate_limits
@@ -76,6 +77,10 @@ class _Queue:
     target: int = 1
     room: asyncio.Event = field(default_factory=asyncio.Event)
     healthy: asyncio.Event = field(default_factory=asyncio.Event)
+    job_name: str = field(init=False)  # one string for every poll's asyncio task
+
+    def __post_init__(self) -> None:
+        self.job_name = f"pipeworker-poll-{self.name}"
 
     def returned(self, got_task: bool) -> None:
         self.in_flight -= 1
@@ -127,6 +132,7 @@ class Supervisor:
         self._polling: set[asyncio.Task[Any]] = set()  # poll tasks still in their poll
         self._aborted: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()  # every poll-then-scope task
+        self._job_done_callback = self._job_done  # one bound method for every job
         self._lingering: set[asyncio.Future[Any]] = set()  # threads of ended tasks
         self._connection: Connection | None = None
         self._pacer: Pacer | None = None
@@ -297,9 +303,9 @@ class Supervisor:
             # from the last poll is about to begin.
             queue.in_flight += 1
             self._take()
-            job = asyncio.create_task(self._poll(queue), name=f"pipeworker-poll-{queue.name}")
+            job = asyncio.create_task(self._poll(queue), name=queue.job_name)
             self._jobs.add(job)
-            job.add_done_callback(self._job_done)
+            job.add_done_callback(self._job_done_callback, context=NO_CONTEXT)
             # Let other queues' loops take free slots in turn.
             await asyncio.sleep(0)
 
@@ -329,7 +335,8 @@ class Supervisor:
                     return
                 received = await _retry.call(
                     _retry.POLL,
-                    lambda: connection.poll(queue.name),
+                    # A partial, not a lambda: the lambda's cells would live as long as the task.
+                    functools.partial(connection.poll, queue.name),
                     stop=self._stopping,
                     on_retry=self._call_failed,
                 )
@@ -427,7 +434,7 @@ class Supervisor:
             for task, handler in list(self._running.items()):
                 if not handler.done():
                     line = (
-                        f"handler {scopes.names.get(task, '?')} of task {task.id} ignores its "
+                        f"handler {scopes.handler_name(task)} of task {task.id} ignores its "
                         "cancellation"
                     )
                     self.left_behind.append(line)
