@@ -60,7 +60,7 @@ def scale(report: Report, sizes: Sequence[int], intervals: float) -> list[dict[s
                 # Tracing slows every allocation several times: a cadence six times longer (the
                 # production 60 s at 10,000 in flight) keeps the traced runner ahead of its reports.
                 *("--tasks", str(size), "--progress-interval", str(6 * _progress_interval(size))),
-                *("--intervals", "1", "--tracemalloc", "12"),
+                *("--intervals", "1", "--tracemalloc", "20"),
             ]
         )
     memory_rows = [

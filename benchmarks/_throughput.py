@@ -17,7 +17,7 @@ def is_peer(command: Sequence[str]) -> bool:
     return list(command) in [*bench_sfn.PEERS.values(), *bench_swf.PEERS.values()]
 
 
-PEER_TASKS_PER_SLOT = 40
+PEER_TASKS_PER_SLOT = 10
 """A peer row runs at most this many tasks per unit of concurrency: the peers are slow (a forked
 process per task, or a second held per task), and their rate is the same over fewer tasks."""
 
@@ -57,6 +57,13 @@ def throughput(
                             *("--tasks", str(count), "--concurrency", str(concurrency)),
                         ],
                         python=(pythons or {}).get(name, sys.executable),
+                    )
+                    # Progress on stderr (the tables go to stdout): the full run is a long one.
+                    print(
+                        f"  [concurrency {concurrency}, run {rep + 1}/{reps}] {name}: "
+                        f"{result['tasks']} tasks in {result['seconds']:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
                     )
                     results[concurrency][name].append(
                         {

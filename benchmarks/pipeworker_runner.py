@@ -191,6 +191,13 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
 
         grown = tracemalloc.take_snapshot().compare_to(traced, "lineno")
         tracemalloc.stop()
+        where.append(
+            {
+                "where": "all sites",
+                "bytes_per_task": sum(stat.size_diff for stat in grown) / args.tasks,
+                "blocks_per_task": sum(stat.count_diff for stat in grown) / args.tasks,
+            }
+        )
         for stat in sorted(grown, key=lambda stat: -stat.size_diff)[: args.tracemalloc]:
             frame = stat.traceback[0]
             where.append(

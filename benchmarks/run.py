@@ -165,13 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if unknown:
                 parser.error(f"unknown runners {unknown}; known: {sorted(runners)}")
             runners = {name: cmd for name, cmd in runners.items() if name in args.runners}
-        tasks = {1: 60, 8: 200, 32: 300} if quick else {1: 1000, 8: 5000, 32: 5000}
+        tasks = {1: 60, 8: 200, 32: 300} if quick else {1: 500, 8: 2500, 32: 2500}
         concurrencies = args.concurrency or ((8,) if smoke else (1, 8, 32))
         tp = throughput(
             report,
             title="Throughput: no-op tasks (poll, acknowledge, set status)",
             concurrencies=concurrencies,
-            tasks={8: 50} if smoke else {c: tasks.get(c, 5000) for c in concurrencies},
+            tasks={8: 50} if smoke else {c: tasks.get(c, 2500) for c in concurrencies},
             reps=args.reps or (1 if quick else 3),
             # The smoke run checks the harness, not the peers: it stays within its minute.
             runners=runners,
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report,
             title="Two worker groups, one idle, at the real 90 s poll hold (concurrency 32)",
             concurrencies=(32,),
-            tasks={32: 64 if smoke else 300 if quick else 5000},
+            tasks={32: 64 if smoke else 300 if quick else 2500},
             reps=1 if quick else 3,
             runners={
                 ONE_GROUP: RUNNERS["pipeworker"],
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report,
             title="Throughput with 20 ms added to every call (concurrency 32; ideal 533/s)",
             concurrencies=(32,),
-            tasks={32: 64 if smoke else 200 if quick else 3000},
+            tasks={32: 64 if smoke else 200 if quick else 1500},
             reps=1 if quick else 2,
             runners=latency_runners,
             service_options=("--latency-ms", "20", "20"),
