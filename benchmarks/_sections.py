@@ -181,6 +181,42 @@ def endurance(report: Report, tasks: int, window: int) -> dict[str, Any]:
     return {**result, "growth": growth}
 
 
+# -- where one task's CPU goes -------------------------------------------------------------------
+
+
+def profile(report: Report, tasks: int, cpu_ms: float | None) -> dict[str, float]:
+    """pipeworker at concurrency 32 under cProfile: each part of the stack's share of its CPU.
+
+    *cpu_ms*: the unprofiled CPU per task from the throughput section of the same run, if it ran;
+    each share of it is given in milliseconds (cProfile itself slows every call, so its own
+    figures are not quoted).
+    """
+    with LocalProcess("--poll-hold", "1") as local:
+        local.add_tasks("profile", tasks, "profile")
+        result = run_json(
+            [
+                *("-m", "benchmarks.pipeworker_runner", "--profile"),
+                *("--endpoint-url", local.url, "--worker-group", "profile"),
+                *("--tasks", str(tasks), "--concurrency", "32"),
+            ]
+        )
+    shares: dict[str, float] = result["profile"]
+    report.table(
+        f"Where a no-op task's CPU goes (cProfile, {tasks:,} tasks, concurrency 32)",
+        ["part of the stack", "share of the CPU", "ms per task (of the unprofiled median)"],
+        [
+            [part, f"{share * 100:.1f}%", f"{share * cpu_ms:.2f}" if cpu_ms else ""]
+            for part, share in shares.items()
+        ],
+    )
+    report.note(
+        "Own time of every function, grouped by where it lives (built-ins by their names: "
+        "socket calls and epoll count as asyncio, hmac and hashlib as signing). pipeworker is "
+        "the runner's own code: supervisor, scope, leases, wire translation, the runner's hooks."
+    )
+    return shares
+
+
 # -- the local service's own ceiling -------------------------------------------------------------
 
 

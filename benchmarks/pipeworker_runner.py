@@ -7,7 +7,9 @@ list, in the domain of :mod:`benchmarks.bench_swf`; throughput and endurance mod
 Modes (``--mode``):
 
 - ``throughput``: no-op handlers; counts a task when its final status has landed; prints
-  ``{"tasks", "seconds", "cpu_seconds"}`` (the clock starts once the clients are built).
+  ``{"tasks", "seconds", "cpu_seconds"}`` (the clock starts once the clients are built). With
+  ``--profile``, the measured part runs under cProfile and ``"profile"`` gives the share of the
+  loop thread's CPU spent in each part of the stack (aiohttp, asyncio and sockets, signing, ...).
 - ``endurance``: the same, plus throughput per window of ``--window`` tasks and the RSS after the
   first 1,000 tasks and after the last.
 - ``scale``: ``--tasks`` handlers that sleep until all are in flight and a few progress
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import cProfile
 import gc
 import json
 import os
@@ -123,6 +127,9 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     serving = asyncio.create_task(runner.serve())
     await runner.started.wait()
+    profile = cProfile.Profile() if args.profile else None
+    if profile is not None:
+        profile.enable()
     wall, cpu = time.perf_counter(), cpu_seconds()
     await done.wait()
     result: dict[str, Any] = {
@@ -130,6 +137,9 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": cpu_seconds() - cpu,
     }
+    if profile is not None:
+        profile.disable()
+        result["profile"] = where_cpu_goes(profile)
     if args.mode == "endurance":
         gc.collect()
         windows, last = [], (0, wall, cpu, 0)
@@ -141,6 +151,49 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
         result |= {"windows": windows, "rss_first_1000": first, "rss_end": rss_bytes()}
     serving.cancel()
     return result
+
+
+# Where a profiled function's own time goes: the first marker found in its file name (or, for
+# a built-in, in its name) names its part of the stack.
+_PARTS = (
+    ("_sigv4", "signing (SigV4)"),
+    ("hmac", "signing (SigV4)"),
+    ("hashlib", "signing (SigV4)"),
+    ("aiohttp", "aiohttp"),
+    ("yarl", "aiohttp"),
+    ("multidict", "aiohttp"),
+    ("json", "JSON"),
+    ("asyncio", "asyncio and sockets"),
+    ("selector", "asyncio and sockets"),
+    ("socket", "asyncio and sockets"),
+    ("select.", "asyncio and sockets"),
+    ("tenacity", "tenacity (retries)"),
+    ("logging", "logging"),
+    ("pipeworker", "pipeworker"),
+    ("benchmarks", "pipeworker"),
+)
+
+
+def where_cpu_goes(profile: cProfile.Profile) -> dict[str, float]:
+    """Each part of the stack's share of the profiled thread's own time, largest first."""
+    import pstats
+
+    def part_of(filename: str, name: str) -> str | None:
+        text = name if filename == "~" else filename
+        return next((part for marker, part in _PARTS if marker in text), None)
+
+    parts: collections.Counter[str] = collections.Counter()
+    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    for (filename, _, name), (_, _, own, _, callers) in stats.items():
+        part = part_of(filename, name)
+        if part is not None:
+            parts[part] += own
+            continue
+        # A generic built-in (isinstance, len, dict.get...): its time goes to its callers' parts.
+        for (caller_file, _, caller_name), (_, _, caller_own, _) in callers.items():
+            parts[part_of(caller_file, caller_name) or "other"] += caller_own
+    total = sum(parts.values()) or 1.0
+    return {part: own / total for part, own in parts.most_common()}
 
 
 async def scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -292,6 +345,9 @@ def main() -> None:
     parser.add_argument("--idle-group", help="also poll this worker group, which has no work")
     parser.add_argument(
         "--tracemalloc", type=int, default=0, help="scale: report the N largest allocation sites"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="throughput: where the CPU goes (cProfile)"
     )
     parser.add_argument("--progress-interval", type=float, default=1.0)
     parser.add_argument("--intervals", type=float, default=3.0)

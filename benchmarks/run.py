@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks import _py313, bench_sfn, bench_swf
 from benchmarks._common import Report
-from benchmarks._sections import ceiling, endurance, pickup, scale, startup
+from benchmarks._sections import ceiling, endurance, pickup, profile, scale, startup
 from benchmarks._throughput import ONE_GROUP, throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         nargs="*",
         default=None,
-        choices=["throughput", "scale", "latency", "startup", "endurance", "ceiling"],
+        choices=["throughput", "profile", "scale", "latency", "startup", "endurance", "ceiling"],
     )
     parser.add_argument(
         "--runners",
@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output is None:
         # Only a full run may replace the committed results the README quotes.
         args.output = Path(tempfile.mkdtemp(prefix="pipeworker-bench-")) if quick else RESULTS
-    only = set(args.only or ["throughput", "scale", "latency", "startup", "endurance", "ceiling"])
+    sections = ["throughput", "profile", "scale", "latency", "startup", "endurance", "ceiling"]
+    only = set(args.only or sections)
     args.output.mkdir(parents=True, exist_ok=True)
     report = Report()
     started = time.perf_counter()
@@ -211,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             service_options=("--poll-hold", "90"),
         )
+    if "profile" in only:
+        cpu = [s["cpu_ms"] for s in tp.get(32, {}).get("pipeworker", [])]
+        profile(report, 300 if quick else 2500, statistics.median(cpu) if cpu else None)
     if "scale" in only:
         sizes = args.sizes or ((20,) if smoke else (100, 500) if quick else (100, 1000, 10_000))
         scale(report, sizes, 1.0 if quick else 3.0)
