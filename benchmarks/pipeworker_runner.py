@@ -318,13 +318,15 @@ async def pickup(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _short_path(filename: str) -> str:
-    for marker in ("site-packages/", "/pipeworker/", "/lib/python"):
-        if marker in filename:
-            return (
-                filename.split(marker, 1)[1]
-                if marker != "/pipeworker/"
-                else ("pipeworker/" + filename.split(marker, 1)[1])
-            )
+    """*filename* from the package it is in (this repository's files from its root)."""
+    from benchmarks._common import REPO
+
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1]
+    if filename.startswith(f"{REPO}/"):
+        return filename[len(f"{REPO}/") :]
+    if "/lib/python" in filename:
+        return filename.split("/lib/python", 1)[1]
     return filename
 
 

@@ -1,6 +1,6 @@
 """Every benchmark in one command: a table on stdout, ``results/RESULTS.md``, ``results/chart.png``.
 
-    python -m benchmarks            # the full run (about 30 minutes on 2 cores)
+    python -m benchmarks            # the full run (about 27 minutes on 2 cores)
     python -m benchmarks --quick    # a smoke run with tiny counts
 
 Each runner runs in its own subprocess (clean CPU and RSS) against the local service in its own
@@ -85,6 +85,30 @@ def chart(results: dict[int, dict[str, list[dict[str, float]]]], path: Path) -> 
     return True
 
 
+def machine() -> str:
+    """The CPU model, cores and memory, and how fast one core runs a fixed Python loop: figures
+    from machines of different speeds compare through that calibration (or through ratios)."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f", {pages / 2**30:.0f} GiB"
+    except (OSError, ValueError):
+        memory = ""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - began)
+    return (
+        f"{model}, {os.cpu_count()} cores{memory}; calibration: one core sums a million squares "
+        f"in {best * 1000:.0f} ms (best of 5)"
+    )
+
+
 def throughput_runners(report: Report, smoke: bool) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The throughput table's runners, and the interpreter of those that need their own.
 
@@ -156,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.note(
         f"`python -m benchmarks{f' --{mode}' if quick else ''}` ({mode} run), "
         f"{time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} cores. Each runner is its own process; the local service is another."
+        f"{machine()}. Each runner is its own process; the local service is another."
     )
     tp: dict[int, dict[str, list[dict[str, float]]]] = {}
     if "throughput" in only:

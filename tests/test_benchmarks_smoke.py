@@ -15,6 +15,14 @@ def test_the_benchmark_harness_runs_and_writes_its_table_and_chart(tmp_path: Pat
     text = (tmp_path / "RESULTS.md").read_text()
     for title in ("Throughput", "Scale", "Pickup latency", "20 ms", "Start-up", "Endurance"):
         assert title in text
+    # The profile names where the CPU goes, and its shares add up to the whole.
+    profile = text.split("### Where a no-op task's CPU goes", 1)[1].split("###", 1)[0]
+    shares = [
+        float(line.split("|")[2].strip(" %")) for line in profile.splitlines()[4:] if "%" in line
+    ]
+    assert "aiohttp" in profile
+    assert "| pipeworker |" in profile
+    assert sum(shares) == pytest.approx(100, abs=1)
     assert "| 8 | pipeworker |" in text
     for name in (
         "pipeworker SWF",
@@ -39,3 +47,15 @@ def test_a_quick_run_never_overwrites_the_committed_results() -> None:
     committed = (run.RESULTS / "RESULTS.md").read_bytes()
     assert main(["--smoke", "--only", "startup"]) == 0
     assert (run.RESULTS / "RESULTS.md").read_bytes() == committed
+
+
+def test_compare_tells_two_runs_that_agree_from_two_that_do_not(tmp_path: Path) -> None:
+    from benchmarks.compare import main as compare
+
+    table = "### Throughput\n\n| concurrency | runner | tasks/s | CPU |\n|---|---|---|---|\n"
+    first, near, far = (tmp_path / name for name in ("first.md", "near.md", "far.md"))
+    first.write_text(table + "| 32 | pipeworker | 850 (700-900) | 1.16 |\n")
+    near.write_text(table + "| 32 | pipeworker | 820 (800-880) | 1.20 |\n")
+    far.write_text(table + "| 32 | pipeworker | 600 (580-650) | 1.50 |\n")
+    assert compare([str(first), str(near)]) == 0
+    assert compare([str(first), str(far)]) == 1
