@@ -210,9 +210,10 @@ def profile(report: Report, tasks: int, cpu_ms: float | None) -> dict[str, float
         ],
     )
     report.note(
-        "Own time of every function, grouped by where it lives (built-ins by their names: "
-        "socket calls and epoll count as asyncio, hmac and hashlib as signing). pipeworker is "
-        "the runner's own code: supervisor, scope, leases, wire translation, the runner's hooks."
+        "Own time of every function, grouped by where it lives. Built-ins go by their names "
+        "(socket calls and epoll count as asyncio, hmac and hashlib as signing), or with their "
+        "callers when the name says nothing (isinstance, len). pipeworker is the runner's own "
+        "code: supervisor, scope, leases, wire translation, the runner's hooks."
     )
     return shares
 
